@@ -1,0 +1,27 @@
+// Command docker-k8sprep is the `docker k8sprep` Docker CLI plugin. It also
+// runs standalone (`docker-k8sprep version`).
+package main
+
+import (
+	"os"
+
+	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli-plugins/plugin"
+
+	"github.com/hacluster/hacluster/pkg/cmd/k8sprep"
+)
+
+func main() {
+	os.Args = standaloneArgs(os.Args, os.Getenv("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND") != "")
+	plugin.Run(k8sprep.NewCmd, k8sprep.Metadata())
+}
+
+// standaloneArgs makes `docker-k8sprep version` work outside the Docker CLI:
+// plugin.Run expects the argv docker passes (`[path, global flags..., k8sprep,
+// args...]`), so the plugin name is inserted when docker did not start us.
+func standaloneArgs(args []string, fromDocker bool) []string {
+	if fromDocker || len(args) < 2 || args[1] == metadata.MetadataSubcommandName || args[1] == "k8sprep" {
+		return args
+	}
+	return append([]string{args[0], "k8sprep"}, args[1:]...)
+}

@@ -1,0 +1,54 @@
+// Package k8sprep is the cobra layer of `docker k8sprep`. It must not import
+// client-go (see TestNoClientGo): the Docker CLI runs this binary for its
+// metadata on every `docker --help`.
+package k8sprep
+
+import (
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
+	"github.com/hacluster/hacluster/pkg/version"
+)
+
+// Metadata is what `docker-k8sprep docker-cli-plugin-metadata` prints.
+func Metadata() metadata.Metadata {
+	return metadata.Metadata{
+		SchemaVersion:    "0.1.0",
+		Vendor:           "hacluster project",
+		Version:          version.Version,
+		ShortDescription: "Dockerfiles, builds and app+MySQL stacks for Go apps, ready for Kubernetes",
+		URL:              version.Homepage,
+	}
+}
+
+// NewCmd builds the `docker k8sprep` command tree on top of the Docker CLI,
+// which carries the docker context, DOCKER_HOST and TLS settings.
+func NewCmd(dockerCLI command.Cli) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "k8sprep",
+		Short: Metadata().ShortDescription,
+		Long: `docker k8sprep writes, lints and builds Dockerfiles for Go apps (a golang
+builder stage and a scratch final stage), runs the app with MySQL on a Docker
+network, and exports the same stack as Kubernetes manifests.`,
+		Args:          cli.NoArgs,
+		RunE:          command.ShowHelp(dockerCLI.Err()),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		cmdutil.NewVersionCommand("docker-k8sprep", dockerCLI.Out()),
+		cmdutil.NewCompletionCommand(dockerCLI.Out(), "  source <(docker k8sprep completion bash)"),
+	)
+	for _, add := range subcommands {
+		root.AddCommand(add(dockerCLI))
+	}
+	return root
+}
+
+// subcommands is filled by the init functions of the files that define them.
+var subcommands []func(command.Cli) *cobra.Command
+
+func register(fn func(command.Cli) *cobra.Command) { subcommands = append(subcommands, fn) }
