@@ -1,5 +1,5 @@
 // Package hacluster is the cobra layer of `kubectl hacluster`. Each
-// subcommand lives in its own file or sub-package with an Options struct
+// subcommand lives in its own sub-package with an Options struct
 // (Complete / Validate / Run); the work itself is done by the core packages
 // under pkg/, which know nothing of cobra.
 package hacluster
@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 )
 
 // NewCmdRoot builds the `kubectl hacluster` command tree.
@@ -30,25 +31,11 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 	root.SetErr(streams.ErrOut)
 	flags.AddFlags(root.PersistentFlags())
 
-	f := &Factory{ConfigFlags: flags, IOStreams: streams}
+	f := &factory.Factory{ConfigFlags: flags, IOStreams: streams}
 	root.AddCommand(
 		cmdutil.NewVersionCommand("kubectl-hacluster", streams.Out),
 		cmdutil.NewCompletionCommand(streams.Out, "  source <(kubectl hacluster completion bash)"),
 	)
-	for _, add := range subcommands {
-		root.AddCommand(add(f))
-	}
+	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }
-
-// Factory gives subcommands what they share: the kubeconfig flags and streams.
-type Factory struct {
-	ConfigFlags *genericclioptions.ConfigFlags
-	genericiooptions.IOStreams
-}
-
-// subcommands is filled by the init functions of the files that define them,
-// so that adding a subcommand touches only its own file.
-var subcommands []func(*Factory) *cobra.Command
-
-func register(fn func(*Factory) *cobra.Command) { subcommands = append(subcommands, fn) }

@@ -1,6 +1,6 @@
 // Package k8sprep is the cobra layer of `docker k8sprep`. It must not import
-// client-go (see TestNoClientGo): the Docker CLI runs this binary for its
-// metadata on every `docker --help`.
+// client-go (see the isolation test): the Docker CLI runs this binary for its
+// metadata on every `docker --help`. Subcommands live in sub-packages.
 package k8sprep
 
 import (
@@ -42,13 +42,6 @@ network, and exports the same stack as Kubernetes manifests.`,
 		cmdutil.NewVersionCommand("docker-k8sprep", dockerCLI.Out()),
 		cmdutil.NewCompletionCommand(dockerCLI.Out(), "  source <(docker k8sprep completion bash)"),
 	)
-	for _, add := range subcommands {
-		root.AddCommand(add(dockerCLI))
-	}
+	// subcommands: root.AddCommand(<pkg>.NewCmd(dockerCLI)...), one line each
 	return root
 }
-
-// subcommands is filled by the init functions of the files that define them.
-var subcommands []func(command.Cli) *cobra.Command
-
-func register(fn func(command.Cli) *cobra.Command) { subcommands = append(subcommands, fn) }
