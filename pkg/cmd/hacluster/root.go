@@ -11,6 +11,7 @@ import (
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
 )
 
 // NewCmdRoot builds the `kubectl hacluster` command tree.
@@ -36,6 +37,7 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 		cmdutil.NewVersionCommand("kubectl-hacluster", streams.Out),
 		cmdutil.NewCompletionCommand(streams.Out, "  source <(kubectl hacluster completion bash)"),
 	)
+	root.AddCommand(inspect.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }

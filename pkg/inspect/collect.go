@@ -1,0 +1,354 @@
+package inspect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// PageSize is the limit of every list request (the same chunk size as kubectl).
+const PageSize = 500
+
+// Source is where Collect reads from. NewSource builds one from a rest.Config;
+// tests may fill it by hand (a fake clientset, canned Raw answers).
+type Source struct {
+	Client kubernetes.Interface
+	// Raw GETs a non-resource path (such as /readyz?verbose) and returns the
+	// HTTP status and body. Nil: the health checks are reported as unknown.
+	Raw func(ctx context.Context, path string) (int, []byte, error)
+	// Server is the API server URL of the kubeconfig ("https://host:port").
+	Server string
+	// ServerName overrides the TLS server name (kubeconfig tls-server-name).
+	ServerName string
+	// DialTimeout bounds each TLS dial (default 3s). SkipDial disables dialling.
+	DialTimeout time.Duration
+	SkipDial    bool
+	// Requests returns the number of API requests made so far (may be nil).
+	Requests func() int64
+}
+
+// NewSource prepares a client for inspection: protobuf where the API has it,
+// a higher client-side rate limit (the requests run in parallel) and a
+// counter of the requests made.
+func NewSource(cfg *rest.Config) (*Source, error) {
+	c := rest.CopyConfig(cfg)
+	c.ContentType = "application/vnd.kubernetes.protobuf"
+	c.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	if c.QPS == 0 {
+		c.QPS = 50
+	}
+	if c.Burst == 0 {
+		c.Burst = 300
+	}
+	var n atomic.Int64
+	prev := c.WrapTransport
+	c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if prev != nil {
+			rt = prev(rt)
+		}
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			n.Add(1)
+			return rt.RoundTrip(r)
+		})
+	}
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	rc := cs.Discovery().RESTClient()
+	return &Source{
+		Client:     cs,
+		Server:     c.Host,
+		ServerName: c.TLSClientConfig.ServerName,
+		Requests:   n.Load,
+		Raw: func(ctx context.Context, path string) (int, []byte, error) {
+			var code int
+			res := rc.Get().AbsPath(path).SetHeader("Accept", "application/json, */*").Do(ctx)
+			res.StatusCode(&code)
+			body, err := res.Raw()
+			return code, body, err
+		},
+	}, nil
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Snapshot is everything Collect read. A nil object with no error means "not
+// found"; Errs holds the reads that failed (Forbidden, timeouts), by source.
+type Snapshot struct {
+	Now           time.Time
+	Server        string
+	ServerVersion *version.Info
+	Nodes         []corev1.Node
+	Pods          []corev1.Pod // kube-system, tier=control-plane
+	Leases        []coordinationv1.Lease
+	KubeadmConfig *corev1.ConfigMap
+	KubeProxy     *corev1.ConfigMap
+	ClusterInfo   *corev1.ConfigMap
+	Slices        []discoveryv1.EndpointSlice
+	DaemonSets    []appsv1.DaemonSet // all namespaces
+	Deployments   []appsv1.Deployment
+	DNSServices   []corev1.Service
+	// MetricsAPIService is the raw JSON of the v1beta1.metrics.k8s.io APIService (nil: absent).
+	MetricsAPIService []byte
+	Readyz, Livez     *RawHealth
+	ServerCert        *Probe
+	EndpointCert      *Probe
+	Errs              map[string]error
+	Requests          int64
+	Duration          time.Duration
+}
+
+// RawHealth is the answer of a health endpoint.
+type RawHealth struct {
+	Code int
+	Body string
+}
+
+// Probe is the result of TLS-dialling an address.
+type Probe struct {
+	Target    string
+	Reachable bool
+	Err       error
+	Cert      *x509.Certificate
+}
+
+// Source names in Snapshot.Errs.
+const (
+	srcVersion     = "version"
+	srcNodes       = "nodes"
+	srcPods        = "pods"
+	srcLeases      = "leases"
+	srcKubeadm     = "configmap kube-system/kubeadm-config"
+	srcKubeProxy   = "configmap kube-system/kube-proxy"
+	srcClusterInfo = "configmap kube-public/cluster-info"
+	srcSlices      = "endpointslices"
+	srcDaemonSets  = "daemonsets"
+	srcDeployments = "deployments"
+	srcServices    = "services"
+	srcAPIService  = "apiservices"
+	srcReadyz      = "/readyz"
+	srcLivez       = "/livez"
+)
+
+// Collect reads the cluster: a fixed set of requests (lists paginated by
+// PageSize), all in parallel; never one request per node.
+func Collect(ctx context.Context, src *Source) *Snapshot {
+	start := time.Now()
+	s := &Snapshot{Now: start, Server: src.Server, Errs: map[string]error{}}
+	var mu sync.Mutex
+	fail := func(name string, err error) {
+		mu.Lock()
+		s.Errs[name] = err
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	cs := src.Client
+	const ks = "kube-system"
+
+	run(func() {
+		v, err := cs.Discovery().ServerVersion()
+		if err != nil {
+			fail(srcVersion, err)
+			return
+		}
+		s.ServerVersion = v
+	})
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{}, cs.CoreV1().Nodes().List,
+			func(l *corev1.NodeList) ([]corev1.Node, string) { return l.Items, l.Continue })
+		if err != nil {
+			fail(srcNodes, err)
+		}
+		s.Nodes = items
+	})
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"}, cs.CoreV1().Pods(ks).List,
+			func(l *corev1.PodList) ([]corev1.Pod, string) { return l.Items, l.Continue })
+		if err != nil {
+			fail(srcPods, err)
+		}
+		s.Pods = items
+	})
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{}, cs.CoordinationV1().Leases(ks).List,
+			func(l *coordinationv1.LeaseList) ([]coordinationv1.Lease, string) { return l.Items, l.Continue })
+		if err != nil {
+			fail(srcLeases, err)
+		}
+		s.Leases = items
+	})
+	getCM := func(ns, name, src string, dst **corev1.ConfigMap) {
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			fail(src, err)
+		default:
+			*dst = cm
+		}
+	}
+	run(func() {
+		getCM(ks, "kubeadm-config", srcKubeadm, &s.KubeadmConfig)
+		// The endpoint is known only now: dial it in this goroutine.
+		if src.SkipDial || s.KubeadmConfig == nil {
+			return
+		}
+		if ep := parseClusterConfiguration(s.KubeadmConfig.Data["ClusterConfiguration"]).ControlPlaneEndpoint; ep != "" {
+			host, port := splitHostPortDefault(ep, "6443")
+			s.EndpointCert = probeTLS(ctx, net.JoinHostPort(host, port), host, src.DialTimeout)
+		}
+	})
+	run(func() { getCM(ks, "kube-proxy", srcKubeProxy, &s.KubeProxy) })
+	run(func() { getCM("kube-public", "cluster-info", srcClusterInfo, &s.ClusterInfo) })
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"},
+			cs.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List,
+			func(l *discoveryv1.EndpointSliceList) ([]discoveryv1.EndpointSlice, string) {
+				return l.Items, l.Continue
+			})
+		if err != nil {
+			fail(srcSlices, err)
+		}
+		s.Slices = items
+	})
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{}, cs.AppsV1().DaemonSets(metav1.NamespaceAll).List,
+			func(l *appsv1.DaemonSetList) ([]appsv1.DaemonSet, string) { return l.Items, l.Continue })
+		if err != nil {
+			fail(srcDaemonSets, err)
+		}
+		s.DaemonSets = items
+	})
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{}, cs.AppsV1().Deployments(ks).List,
+			func(l *appsv1.DeploymentList) ([]appsv1.Deployment, string) { return l.Items, l.Continue })
+		if err != nil {
+			fail(srcDeployments, err)
+		}
+		s.Deployments = items
+	})
+	run(func() {
+		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"}, cs.CoreV1().Services(ks).List,
+			func(l *corev1.ServiceList) ([]corev1.Service, string) { return l.Items, l.Continue })
+		if err != nil {
+			fail(srcServices, err)
+		}
+		s.DNSServices = items
+	})
+	if src.Raw != nil {
+		run(func() {
+			code, body, err := src.Raw(ctx, "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")
+			switch {
+			case code == http.StatusNotFound || apierrors.IsNotFound(err):
+			case err != nil:
+				fail(srcAPIService, err)
+			default:
+				s.MetricsAPIService = body
+			}
+		})
+		health := func(path, name string, dst **RawHealth) {
+			code, body, err := src.Raw(ctx, path+"?verbose")
+			if code == 0 && err != nil {
+				fail(name, err)
+				return
+			}
+			if code == http.StatusForbidden || code == http.StatusUnauthorized {
+				fail(name, err)
+				return
+			}
+			*dst = &RawHealth{Code: code, Body: string(body)}
+		}
+		run(func() { health("/readyz", srcReadyz, &s.Readyz) })
+		run(func() { health("/livez", srcLivez, &s.Livez) })
+	}
+	if !src.SkipDial && src.Server != "" {
+		run(func() {
+			host, port := splitURLHostPort(src.Server)
+			if host == "" {
+				return
+			}
+			sn := src.ServerName
+			if sn == "" {
+				sn = host
+			}
+			s.ServerCert = probeTLS(ctx, net.JoinHostPort(host, port), sn, src.DialTimeout)
+		})
+	}
+	wg.Wait()
+	if src.Requests != nil {
+		s.Requests = src.Requests()
+	}
+	s.Duration = time.Since(start)
+	return s
+}
+
+// listAll follows continue tokens; each page holds at most PageSize items.
+func listAll[L any, T any](ctx context.Context, opts metav1.ListOptions,
+	list func(context.Context, metav1.ListOptions) (L, error), items func(L) ([]T, string)) ([]T, error) {
+	var all []T
+	opts.Limit = PageSize
+	for {
+		l, err := list(ctx, opts)
+		if err != nil {
+			return all, err
+		}
+		page, next := items(l)
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		opts.Continue = next
+	}
+}
+
+// probeTLS dials addr and reads the peer certificate. Nothing is sent and the
+// certificate is not trusted for anything: it is only read (expiry, SANs), so
+// verification is off on purpose, as with `openssl s_client`.
+func probeTLS(ctx context.Context, addr, serverName string, timeout time.Duration) *Probe {
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	p := &Probe{Target: addr}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	p.Reachable = true
+	defer raw.Close()
+	if ip := net.ParseIP(serverName); ip != nil {
+		serverName = "" // SNI carries host names only
+	}
+	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, ServerName: serverName}) //nolint:gosec // read-only look at the certificate
+	if err := conn.HandshakeContext(ctx); err != nil {
+		p.Err = fmt.Errorf("TLS handshake: %w", err)
+		return p
+	}
+	if certs := conn.ConnectionState().PeerCertificates; len(certs) > 0 {
+		p.Cert = certs[0]
+	}
+	return p
+}
