@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
+	stackcmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/stack"
 	"github.com/hacluster/hacluster/pkg/version"
 )
 
@@ -43,5 +44,6 @@ network, and exports the same stack as Kubernetes manifests.`,
 		cmdutil.NewCompletionCommand(dockerCLI.Out(), "  source <(docker k8sprep completion bash)"),
 	)
 	// subcommands: root.AddCommand(<pkg>.NewCmd(dockerCLI)...), one line each
+	root.AddCommand(stackcmd.NewCmd(dockerCLI)...)
 	return root
 }

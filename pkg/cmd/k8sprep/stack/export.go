@@ -1,0 +1,152 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/hacluster/hacluster/pkg/k8sexport"
+	"github.com/hacluster/hacluster/pkg/output"
+	"github.com/hacluster/hacluster/pkg/stack"
+)
+
+func newExportCmd(dockerCLI command.Cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Export the stack for another platform",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newExportK8sCmd(dockerCLI))
+	return cmd
+}
+
+type exportOptions struct {
+	sel          selector
+	dir          string
+	serviceType  string
+	replicas     int32
+	storage      string
+	storageClass string
+	force        bool
+	format       string
+}
+
+// exportReport is the -o json|yaml result of export k8s.
+type exportReport struct {
+	Stack       string                  `json:"stack"`
+	Dir         string                  `json:"dir"`
+	ServiceType string                  `json:"serviceType"`
+	Files       []k8sexport.WriteResult `json:"files"`
+	Notes       []string                `json:"notes"`
+}
+
+func newExportK8sCmd(dockerCLI command.Cli) *cobra.Command {
+	o := &exportOptions{}
+	cmd := &cobra.Command{
+		Use:   "k8s",
+		Short: "Write the stack as Kubernetes manifests",
+		Long: `export k8s writes the stack as Kubernetes manifests into a folder (k8s/ by
+default): a Secret with the MySQL passwords (file mode 0600), MySQL as a
+StatefulSet with a PVC template and a headless Service on 3306, the rewritten
+app config as a ConfigMap pointing at that Service's DNS name, the app as a
+Deployment (readiness and liveness probes, resources, non-root security
+context) and the app's Service (--service-type, ClusterIP by default).
+Existing files that changed are only replaced with --force. Apply them with
+kubectl apply -f DIR.`,
+		Example: `  docker k8sprep export k8s -o k8s
+  docker k8sprep export k8s -f k8sprep.yaml --service-type NodePort -o deploy/k8s --force`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(dockerCLI) },
+	}
+	fs := cmd.Flags()
+	o.sel.addFlags(fs, true)
+	registerFileCompletion(cmd)
+	fs.StringVarP(&o.dir, "output-dir", "o", "k8s", "Folder for the manifests")
+	_ = cmd.MarkFlagDirname("output-dir")
+	fs.StringVar(&o.serviceType, "service-type", "ClusterIP", "Type of the app's Service: ClusterIP, NodePort or LoadBalancer")
+	_ = cmd.RegisterFlagCompletionFunc("service-type", cobra.FixedCompletions(k8sexport.ServiceTypes, cobra.ShellCompDirectiveNoFileComp))
+	fs.Int32Var(&o.replicas, "replicas", 1, "Replicas of the app Deployment")
+	fs.StringVar(&o.storage, "storage", "1Gi", "Size of MySQL's PersistentVolumeClaim")
+	fs.StringVar(&o.storageClass, "storage-class", "", "StorageClass of MySQL's PersistentVolumeClaim (default: the cluster's default)")
+	fs.BoolVar(&o.force, "force", false, "Replace manifest files that changed since the last export")
+	fs.StringVar(&o.format, "format", "", "Report format: json|yaml (default: a table for people)")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (o *exportOptions) run(dockerCLI command.Cli) error {
+	f, err := output.ParseFormat(o.format, output.Table, output.JSON, output.YAML)
+	if err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	st, err := k8sexport.ParseServiceType(o.serviceType)
+	if err != nil {
+		return err
+	}
+	if o.replicas < 1 {
+		return fmt.Errorf("--replicas must be at least 1")
+	}
+	path, err := o.sel.path()
+	if err != nil {
+		return err
+	}
+	s, err := stack.Load(path, stack.LoadOptions{
+		SkipCheck: true,
+		Override: func(s *stack.Stack) {
+			if o.sel.name != "" {
+				s.Name = o.sel.name
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var config []byte
+	if s.App.Config != nil {
+		if config, err = os.ReadFile(s.App.Config.File); err != nil {
+			return fmt.Errorf("app config: %w", err)
+		}
+	}
+	sec, err := s.EnsureSecrets()
+	if err != nil {
+		return err
+	}
+	opts := k8sexport.Options{ServiceType: st, Replicas: o.replicas, Storage: o.storage, StorageClass: o.storageClass}
+	ms, err := k8sexport.Build(s, sec.Password, sec.RootPassword, config, opts)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return err
+	}
+	res, err := k8sexport.Write(dir, ms, o.force)
+	if err != nil {
+		return err
+	}
+	notes := k8sexport.Explain(s, opts)
+	if f.Structured() {
+		return output.Print(dockerCLI.Out(), f, exportReport{Stack: s.Name, Dir: dir, ServiceType: string(st), Files: res, Notes: notes})
+	}
+	rows := make([][]string, 0, len(res))
+	for _, r := range res {
+		rows = append(rows, []string{r.Path, r.Kind, r.Name, r.Action})
+	}
+	if err := output.RenderTable(dockerCLI.Out(), []string{"FILE", "KIND", "NAME", "ACTION"}, rows); err != nil {
+		return err
+	}
+	w := dockerCLI.Err()
+	for _, g := range sec.Generated {
+		fmt.Fprintf(w, "generated password file %s (mode 0600)\n", g)
+	}
+	fmt.Fprintln(w)
+	for _, n := range notes {
+		fmt.Fprintf(w, "• %s\n", n)
+	}
+	fmt.Fprintf(w, "\nApply with: kubectl apply -f %s\n", o.dir)
+	return nil
+}

@@ -1,0 +1,396 @@
+// Package k8sexport turns a stack (pkg/stack) into Kubernetes manifests: a
+// Secret with the MySQL passwords, MySQL as a StatefulSet with a PVC template
+// and a headless Service on 3306, the rewritten app config as a ConfigMap
+// pointing at that Service's DNS name, the app as a Deployment with probes,
+// resources and a non-root security context, and the app's Service.
+// It knows nothing of cobra and does not link client-go.
+package k8sexport
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hacluster/hacluster/pkg/stack"
+)
+
+// Options tune the export.
+type Options struct {
+	// ServiceType of the app's Service: ClusterIP (default), NodePort or LoadBalancer.
+	ServiceType corev1.ServiceType
+	// Replicas of the app Deployment (default 1).
+	Replicas int32
+	// Storage requested by MySQL's PVC (default 1Gi); StorageClass "" uses the cluster default.
+	Storage      string
+	StorageClass string
+}
+
+// ServiceTypes lists the accepted --service-type values.
+var ServiceTypes = []string{string(corev1.ServiceTypeClusterIP), string(corev1.ServiceTypeNodePort), string(corev1.ServiceTypeLoadBalancer)}
+
+// ParseServiceType accepts a Service type in any letter case.
+func ParseServiceType(s string) (corev1.ServiceType, error) {
+	if s == "" {
+		return corev1.ServiceTypeClusterIP, nil
+	}
+	for _, t := range ServiceTypes {
+		if strings.EqualFold(s, t) {
+			return corev1.ServiceType(t), nil
+		}
+	}
+	return "", fmt.Errorf("unknown service type %q: use %s", s, strings.Join(ServiceTypes, ", "))
+}
+
+// Manifest is one object and the file it goes to.
+type Manifest struct {
+	File   string `json:"file"`
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Object any    `json:"-"`
+	// Sensitive files (the Secret) are written with mode 0600.
+	Sensitive bool `json:"sensitive,omitempty"`
+}
+
+// Names of the exported objects.
+func secretName(s *stack.Stack) string    { return s.Name + "-mysql" }
+func mysqlName(s *stack.Stack) string     { return s.Name + "-mysql" }
+func configMapName(s *stack.Stack) string { return s.Name + "-config" }
+func appName(s *stack.Stack) string       { return s.Name + "-app" }
+
+// Secret keys; the file names match the ones compose-run copies into the container.
+const (
+	keyPassword     = "mysql-password"
+	keyRootPassword = "mysql-root-password"
+	secretsMount    = "/run/k8sprep"
+	appUID          = 65532 // "nonroot" of distroless/static; scratch images have no user database
+)
+
+func labelsFor(s *stack.Stack, component string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":       s.Name,
+		"app.kubernetes.io/component":  component,
+		"app.kubernetes.io/managed-by": "docker-k8sprep",
+	}
+}
+
+// MySQLHost is the DNS name the app uses for MySQL inside the namespace.
+func MySQLHost(s *stack.Stack) string { return mysqlName(s) }
+
+// Build returns the manifests of s. password and rootPassword come from the
+// stack's password files; config is the user's config file content (nil when
+// the stack has none).
+func Build(s *stack.Stack, password, rootPassword string, config []byte, o Options) ([]Manifest, error) {
+	if o.ServiceType == "" {
+		o.ServiceType = corev1.ServiceTypeClusterIP
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Storage == "" {
+		o.Storage = "1Gi"
+	}
+	storage, err := resource.ParseQuantity(o.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("storage %q: %w", o.Storage, err)
+	}
+	if len(s.App.Ports) == 0 {
+		return nil, fmt.Errorf("the app has no port")
+	}
+	appPort := int32(s.App.Ports[0].Container)
+
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName(s), Labels: labelsFor(s, "database")},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{keyPassword: password, keyRootPassword: rootPassword},
+	}
+
+	mysqlLabels := labelsFor(s, "database")
+	mysqlSvc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: mysqlName(s), Labels: mysqlLabels},
+		Spec: corev1.ServiceSpec{
+			// Headless: one MySQL Pod needs no virtual IP; the name resolves to
+			// the Pod and it is the StatefulSet's governing Service.
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  mysqlLabels,
+			Ports:     []corev1.ServicePort{{Name: "mysql", Port: 3306, TargetPort: intstr.FromString("mysql")}},
+		},
+	}
+	tcpProbe := func(initial, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:        corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("mysql")}},
+			InitialDelaySeconds: initial, PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 3,
+		}
+	}
+	sts := &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: mysqlName(s), Labels: mysqlLabels},
+		Spec: appsv1.StatefulSetSpec{
+			ServiceName: mysqlName(s),
+			Replicas:    ptr(int32(1)),
+			Selector:    &metav1.LabelSelector{MatchLabels: mysqlLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: mysqlLabels},
+				Spec: corev1.PodSpec{
+					// The MySQL images start as root to own the data folder and
+					// then drop to the mysql user themselves.
+					SecurityContext: &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Containers: []corev1.Container{{
+						Name:  "mysql",
+						Image: s.MySQL.Image,
+						Ports: []corev1.ContainerPort{{Name: "mysql", ContainerPort: 3306}},
+						Env: []corev1.EnvVar{
+							{Name: "MYSQL_DATABASE", Value: s.MySQL.Database},
+							{Name: "MYSQL_USER", Value: s.MySQL.User},
+							{Name: "MYSQL_PASSWORD_FILE", Value: secretsMount + "/" + keyPassword},
+							{Name: "MYSQL_ROOT_PASSWORD_FILE", Value: secretsMount + "/" + keyRootPassword},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "data", MountPath: "/var/lib/mysql"},
+							{Name: "credentials", MountPath: secretsMount, ReadOnly: true},
+						},
+						// The images' first-start server listens on no TCP port,
+						// so an open 3306 means the real server is up.
+						ReadinessProbe: tcpProbe(5, 5, 3),
+						LivenessProbe:  tcpProbe(60, 10, 6),
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+						},
+					}},
+					Volumes: []corev1.Volume{{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+						SecretName: secretName(s), DefaultMode: ptr(int32(0o444)),
+					}}}},
+				},
+			},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: mysqlLabels},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					StorageClassName: nonEmpty(o.StorageClass),
+					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: storage}},
+				},
+			}},
+		},
+	}
+
+	appLabels := labelsFor(s, "app")
+	container := corev1.Container{
+		Name:  "app",
+		Image: s.App.Image,
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: appPort}},
+		Env: []corev1.EnvVar{
+			{Name: "DB_HOST", Value: MySQLHost(s)},
+			{Name: "DB_PORT", Value: "3306"},
+			{Name: "DB_USER", Value: s.MySQL.User},
+			{Name: "DB_NAME", Value: s.MySQL.Database},
+			{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: secretName(s)}, Key: keyPassword,
+			}}},
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: s.App.HealthPath, Port: intstr.FromString("http")}},
+			PeriodSeconds: 5, TimeoutSeconds: 2, FailureThreshold: 3,
+		},
+		LivenessProbe: &corev1.Probe{
+			// Liveness looks at the TCP port only: a database outage makes
+			// the app unready, it must not make the kubelet restart it.
+			ProbeHandler:        corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}},
+			InitialDelaySeconds: 10, PeriodSeconds: 10, TimeoutSeconds: 2, FailureThreshold: 3,
+		},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr(false),
+			ReadOnlyRootFilesystem:   ptr(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+	for _, k := range sortedKeys(s.App.Env) {
+		container.Env = append(container.Env, corev1.EnvVar{Name: k, Value: s.App.Env[k]})
+	}
+	podSpec := corev1.PodSpec{
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr(true),
+			RunAsUser:      ptr(int64(appUID)),
+			RunAsGroup:     ptr(int64(appUID)),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		AutomountServiceAccountToken: ptr(false),
+	}
+	var out []Manifest
+	out = append(out, Manifest{File: "10-mysql-secret.yaml", Kind: "Secret", Name: secret.Name, Object: secret, Sensitive: true})
+	out = append(out, Manifest{File: "20-mysql-service.yaml", Kind: "Service", Name: mysqlSvc.Name, Object: mysqlSvc})
+	out = append(out, Manifest{File: "21-mysql-statefulset.yaml", Kind: "StatefulSet", Name: sts.Name, Object: sts})
+	if s.App.Config != nil && config != nil {
+		// The password stays in the Secret (DB_PASSWORD); the ConfigMap holds none.
+		rewritten, err := s.RewriteConfig(config, MySQLHost(s), 3306, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.App.Config.File, err)
+		}
+		key := filepath.Base(s.App.Config.File)
+		cm := &corev1.ConfigMap{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{Name: configMapName(s), Labels: appLabels},
+			Data:       map[string]string{key: string(rewritten)},
+		}
+		out = append(out, Manifest{File: "30-app-configmap.yaml", Kind: "ConfigMap", Name: cm.Name, Object: cm})
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "config", MountPath: s.App.Config.MountPath, SubPath: key, ReadOnly: true})
+		podSpec.Volumes = append(podSpec.Volumes, corev1.Volume{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name},
+		}}})
+	}
+	podSpec.Containers = []corev1.Container{container}
+	dep := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: appName(s), Labels: appLabels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(o.Replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: appLabels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: appLabels}, Spec: podSpec},
+		},
+	}
+	out = append(out, Manifest{File: "31-app-deployment.yaml", Kind: "Deployment", Name: dep.Name, Object: dep})
+	appSvc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: appName(s), Labels: appLabels},
+		Spec: corev1.ServiceSpec{
+			Type:     o.ServiceType,
+			Selector: appLabels,
+			Ports:    []corev1.ServicePort{{Name: "http", Port: appPort, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	out = append(out, Manifest{File: "32-app-service.yaml", Kind: "Service", Name: appSvc.Name, Object: appSvc})
+	return out, nil
+}
+
+// Explain says why the Services look the way they do, for people.
+func Explain(s *stack.Stack, o Options) []string {
+	t := o.ServiceType
+	if t == "" {
+		t = corev1.ServiceTypeClusterIP
+	}
+	lines := []string{
+		fmt.Sprintf("MySQL Service %s is headless (clusterIP: None): one database Pod needs no virtual IP, the name %s resolves straight to the Pod, and a StatefulSet needs such a governing Service for its stable Pod name %s-0.%s.", mysqlName(s), MySQLHost(s), mysqlName(s), mysqlName(s)),
+		fmt.Sprintf("The app reads %s:3306 (DB_HOST and the ConfigMap) and its password from Secret %s (DB_PASSWORD); the ConfigMap holds no password.", MySQLHost(s), secretName(s)),
+	}
+	switch t {
+	case corev1.ServiceTypeClusterIP:
+		lines = append(lines, fmt.Sprintf("App Service %s is ClusterIP: reachable only inside the cluster (add an Ingress, or `kubectl port-forward svc/%s %d`); use --service-type NodePort or LoadBalancer to expose it directly.", appName(s), appName(s), s.App.Ports[0].Container))
+	case corev1.ServiceTypeNodePort:
+		lines = append(lines, fmt.Sprintf("App Service %s is NodePort: every node opens one port from 30000-32767 (see `kubectl get svc %s`), with a ClusterIP inside; fine for a lab or behind your own load balancer.", appName(s), appName(s)))
+	case corev1.ServiceTypeLoadBalancer:
+		lines = append(lines, fmt.Sprintf("App Service %s is LoadBalancer: the cloud (or MetalLB on bare metal) gives it an external IP; without a load-balancer controller it stays <pending> and works like a NodePort.", appName(s)))
+	}
+	lines = append(lines, fmt.Sprintf("Image %s must be pushed to a registry the cluster can pull from (or loaded onto its nodes) before the Deployment can start.", s.App.Image))
+	return lines
+}
+
+// Marshal renders one manifest as YAML.
+func Marshal(m Manifest) ([]byte, error) {
+	b, err := yaml.Marshal(m.Object)
+	if err != nil {
+		return nil, err
+	}
+	// Drop the creationTimestamp: null lines the API types add.
+	var out bytes.Buffer
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if strings.TrimSpace(l) == "creationTimestamp: null" {
+			continue
+		}
+		out.WriteString(l)
+	}
+	return out.Bytes(), nil
+}
+
+// WriteResult reports one written file.
+type WriteResult struct {
+	Manifest
+	Path   string `json:"path"`
+	Action string `json:"action"` // created, updated or unchanged
+}
+
+// Write puts the manifests into dir. A file that exists with other content
+// is overwritten only with force; without it nothing is written at all.
+// Each file is written atomically; the Secret with mode 0600.
+func Write(dir string, ms []Manifest, force bool) ([]WriteResult, error) {
+	type job struct {
+		m    Manifest
+		path string
+		data []byte
+		act  string
+	}
+	jobs := make([]job, 0, len(ms))
+	var clash []string
+	for _, m := range ms {
+		data, err := Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.File, err)
+		}
+		p := filepath.Join(dir, m.File)
+		act := "created"
+		if old, err := os.ReadFile(p); err == nil {
+			if bytes.Equal(old, data) {
+				act = "unchanged"
+			} else {
+				act = "updated"
+				clash = append(clash, p)
+			}
+		} else if !os.IsNotExist(err) {
+			return nil, err
+		}
+		jobs = append(jobs, job{m, p, data, act})
+	}
+	if len(clash) > 0 && !force {
+		return nil, fmt.Errorf("would overwrite %s (changed since the last export); pass --force to replace, or choose another folder with -o", strings.Join(clash, ", "))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	out := make([]WriteResult, 0, len(jobs))
+	for _, j := range jobs {
+		mode := os.FileMode(0o644)
+		if j.m.Sensitive {
+			mode = 0o600
+		}
+		if j.act != "unchanged" {
+			if err := stack.WriteFileAtomic(j.path, j.data, mode); err != nil {
+				return out, err
+			}
+		}
+		out = append(out, WriteResult{Manifest: j.m, Path: j.path, Action: j.act})
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,912 @@
+package stack
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/go-sql-driver/mysql"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+func init() {
+	// go-sql-driver logs "unexpected EOF" while MySQL initialises; the wait
+	// loop reports what matters.
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+}
+
+// secretsDir is where the passwords are copied inside the MySQL container.
+const secretsDir = "/run/k8sprep"
+
+// Progress receives the steps of a run (pkg/output.Progress fits).
+type Progress interface {
+	Start(format string, args ...any)
+	Done()
+	Fail()
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Start(string, ...any) {}
+func (nopProgress) Done()                {}
+func (nopProgress) Fail()                {}
+
+// Runner runs a stack on one Docker engine.
+type Runner struct {
+	API      client.APIClient
+	Build    BuildFunc     // nil: ClassicBuild
+	Progress Progress      // nil: silent
+	BuildLog io.Writer     // build output (nil: discarded)
+	Timeout  time.Duration // for MySQL and the app to become ready; 0: 3 minutes
+}
+
+// Service is one running piece of a stack, as ps and compose-run report it.
+type Service struct {
+	Stack     string `json:"stack"`
+	Service   string `json:"service"`
+	Container string `json:"container"`
+	Image     string `json:"image"`
+	State     string `json:"state"`
+	// Action is what compose-run did: created, recreated, started or unchanged.
+	Action string `json:"action,omitempty"`
+	// Network address other containers use, and the address published on the host.
+	Internal  string   `json:"internal"`
+	Published []string `json:"published,omitempty"`
+	URL       string   `json:"url,omitempty"`
+}
+
+// Result is what Up did.
+type Result struct {
+	Stack     string    `json:"stack"`
+	Network   string    `json:"network"`
+	Volume    string    `json:"volume"`
+	Services  []Service `json:"services"`
+	Generated []string  `json:"generatedPasswordFiles,omitempty"`
+	Config    string    `json:"rewrittenConfig,omitempty"`
+}
+
+func (r *Runner) progress() Progress {
+	if r.Progress == nil {
+		return nopProgress{}
+	}
+	return r.Progress
+}
+
+func (r *Runner) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return 3 * time.Minute
+	}
+	return r.Timeout
+}
+
+// labels returns the ownership labels of one service.
+func labels(s *Stack, service, hash string) map[string]string {
+	l := map[string]string{LabelStack: s.Name}
+	if service != "" {
+		l[LabelService] = service
+	}
+	if hash != "" {
+		l[LabelHash] = hash
+	}
+	return l
+}
+
+// notOwned is the error for a name taken by something the stack did not create.
+func notOwned(kind, name string, s *Stack) error {
+	return fmt.Errorf("a %s named %q already exists and was not created by stack %q (no %s=%s label); "+
+		"it is left alone: remove or rename it, or give the stack another name with --name", kind, name, s.Name, LabelStack, s.Name)
+}
+
+// engineHost is the address where ports published by the engine are reached.
+func (r *Runner) engineHost() (host string, local bool) {
+	u, err := url.Parse(r.API.DaemonHost())
+	if err != nil || u.Scheme == "unix" || u.Scheme == "npipe" || u.Hostname() == "" {
+		return "127.0.0.1", true
+	}
+	h := u.Hostname()
+	ip := net.ParseIP(h)
+	return h, h == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// Up creates or reconciles the stack and waits until MySQL answers queries
+// as the app's user and the app answers HTTP.
+func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
+	p := r.progress()
+	res := &Result{Stack: s.Name, Network: s.Network, Volume: s.MySQL.Volume}
+
+	// Everything that can be refused is checked before anything changes.
+	p.Start("checking names and ports")
+	existing, err := r.checkOwnership(ctx, s)
+	if err != nil {
+		p.Fail()
+		return nil, err
+	}
+	if err := r.checkPorts(ctx, s, existing); err != nil {
+		p.Fail()
+		return nil, err
+	}
+	secrets, err := s.EnsureSecrets()
+	if err != nil {
+		p.Fail()
+		return nil, err
+	}
+	res.Generated = secrets.Generated
+	var config []byte
+	if s.App.Config != nil {
+		orig, err := os.ReadFile(s.App.Config.File)
+		if err != nil {
+			p.Fail()
+			return nil, fmt.Errorf("reading the app config: %w", err)
+		}
+		config, err = s.RewriteConfig(orig, s.MySQLContainer(), 3306, secrets.Password)
+		if err != nil {
+			p.Fail()
+			return nil, fmt.Errorf("%s: %w", s.App.Config.File, err)
+		}
+	}
+	mysqlImage, err := r.API.ImageInspect(ctx, s.MySQL.Image)
+	if err != nil {
+		p.Fail()
+		if cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("MySQL image %s is not on the engine: pull or load it first (docker pull %s)", s.MySQL.Image, s.MySQL.Image)
+		}
+		return nil, err
+	}
+	p.Done()
+
+	if err := r.ensureNetwork(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := r.ensureVolume(ctx, s); err != nil {
+		return nil, err
+	}
+
+	// MySQL and the app image build are independent: build while MySQL starts.
+	type built struct {
+		id  string
+		err error
+	}
+	buildDone := make(chan built, 1)
+	if s.App.Build != "" {
+		build := r.Build
+		if build == nil {
+			build = ClassicBuild
+		}
+		go func() {
+			id, err := build(ctx, r.API, BuildRequest{
+				ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
+				Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
+			})
+			buildDone <- built{id, err}
+		}()
+	} else {
+		go func() {
+			insp, err := r.API.ImageInspect(ctx, s.App.Image)
+			if cerrdefs.IsNotFound(err) {
+				err = fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
+			}
+			buildDone <- built{insp.ID, err}
+		}()
+	}
+
+	p.Start("starting MySQL (%s)", s.MySQL.Image)
+	dbSvc, err := r.upMySQL(ctx, s, mysqlImage.ID, secrets, existing[ServiceMySQL])
+	if err != nil {
+		p.Fail()
+		<-buildDone
+		return nil, err
+	}
+	p.Done()
+	p.Start("waiting until MySQL accepts queries as %s over TCP", s.MySQL.User)
+	if err := r.waitMySQL(ctx, s, dbSvc, secrets.Password); err != nil {
+		p.Fail()
+		<-buildDone
+		return nil, err
+	}
+	p.Done()
+
+	p.Start("building the app image %s", s.App.Image)
+	b := <-buildDone
+	if b.err != nil {
+		p.Fail()
+		return nil, b.err
+	}
+	p.Done()
+
+	if config != nil {
+		path := filepath.Join(s.StateDir(), filepath.Base(s.App.Config.File))
+		if err := s.ensureStateDir(s.StateDir()); err != nil {
+			return nil, err
+		}
+		// 0644 so that a non-root app user can read the mounted file; the
+		// folder is 0700, so other host users cannot.
+		if err := WriteFileAtomic(path, config, 0o644); err != nil {
+			return nil, err
+		}
+		res.Config = path
+	}
+	p.Start("starting the app")
+	appSvc, err := r.upApp(ctx, s, b.id, config, res.Config, secrets.Password, existing[ServiceApp])
+	if err != nil {
+		p.Fail()
+		return nil, err
+	}
+	p.Done()
+	p.Start("waiting until the app answers %s", appSvc.URL)
+	if err := r.waitApp(ctx, s, appSvc); err != nil {
+		p.Fail()
+		return nil, err
+	}
+	p.Done()
+	res.Services = []Service{*dbSvc, *appSvc}
+	return res, nil
+}
+
+// checkOwnership inspects the names the stack will use and refuses any that
+// belong to something else. It returns the stack's own containers by service.
+func (r *Runner) checkOwnership(ctx context.Context, s *Stack) (map[string]*container.InspectResponse, error) {
+	own := map[string]*container.InspectResponse{}
+	for svc, name := range map[string]string{ServiceApp: s.AppContainer(), ServiceMySQL: s.MySQLContainer()} {
+		c, err := r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.Container.Config == nil || c.Container.Config.Labels[LabelStack] != s.Name || c.Container.Config.Labels[LabelService] != svc {
+			return nil, notOwned("container", name, s)
+		}
+		cc := c.Container
+		own[svc] = &cc
+	}
+	n, err := r.API.NetworkInspect(ctx, s.Network, client.NetworkInspectOptions{})
+	if err == nil && n.Network.Labels[LabelStack] != s.Name {
+		return nil, notOwned("network", s.Network, s)
+	} else if err != nil && !cerrdefs.IsNotFound(err) {
+		return nil, err
+	}
+	v, err := r.API.VolumeInspect(ctx, s.MySQL.Volume, client.VolumeInspectOptions{})
+	if err == nil && v.Volume.Labels[LabelStack] != s.Name {
+		return nil, notOwned("volume", s.MySQL.Volume, s)
+	} else if err != nil && !cerrdefs.IsNotFound(err) {
+		return nil, err
+	}
+	return own, nil
+}
+
+// checkPorts refuses host ports that something other than the stack holds.
+func (r *Runner) checkPorts(ctx context.Context, s *Stack, own map[string]*container.InspectResponse) error {
+	ours := map[string]bool{}
+	for _, c := range own {
+		if c.HostConfig == nil {
+			continue
+		}
+		for _, bs := range c.HostConfig.PortBindings {
+			for _, b := range bs {
+				ours[b.HostPort] = true
+			}
+		}
+	}
+	want := []int{}
+	for _, p := range s.App.Ports {
+		want = append(want, p.Host)
+	}
+	if s.MySQL.HostPort != 0 {
+		want = append(want, s.MySQL.HostPort)
+	}
+	var list []container.Summary
+	for _, port := range want {
+		if ours[strconv.Itoa(port)] {
+			continue
+		}
+		if list == nil {
+			l, err := r.API.ContainerList(ctx, client.ContainerListOptions{})
+			if err != nil {
+				return err
+			}
+			list = l.Items
+		}
+		for _, c := range list {
+			for _, cp := range c.Ports {
+				if int(cp.PublicPort) == port {
+					name := strings.TrimPrefix(strings.Join(c.Names, ","), "/")
+					return fmt.Errorf("host port %d is already published by container %q; stop it or choose another port (--port HOST:CONTAINER)", port, name)
+				}
+			}
+		}
+		if _, local := r.engineHost(); local {
+			l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+			if err != nil {
+				return fmt.Errorf("host port %d is already in use by another program; free it or choose another port (--port HOST:CONTAINER)", port)
+			}
+			l.Close()
+		}
+	}
+	return nil
+}
+
+func (r *Runner) ensureNetwork(ctx context.Context, s *Stack) error {
+	_, err := r.API.NetworkInspect(ctx, s.Network, client.NetworkInspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	p := r.progress()
+	p.Start("creating network %s", s.Network)
+	if _, err := r.API.NetworkCreate(ctx, s.Network, client.NetworkCreateOptions{Driver: "bridge", Labels: labels(s, "", "")}); err != nil {
+		p.Fail()
+		return fmt.Errorf("creating network %s: %w", s.Network, err)
+	}
+	p.Done()
+	return nil
+}
+
+func (r *Runner) ensureVolume(ctx context.Context, s *Stack) error {
+	_, err := r.API.VolumeInspect(ctx, s.MySQL.Volume, client.VolumeInspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	p := r.progress()
+	p.Start("creating volume %s", s.MySQL.Volume)
+	if _, err := r.API.VolumeCreate(ctx, client.VolumeCreateOptions{Name: s.MySQL.Volume, Labels: labels(s, ServiceMySQL, "")}); err != nil {
+		p.Fail()
+		return fmt.Errorf("creating volume %s: %w", s.MySQL.Volume, err)
+	}
+	p.Done()
+	return nil
+}
+
+// spec is the desired state of one container; its hash decides recreation.
+type spec struct {
+	Name    string
+	Service string
+	ImageID string
+	Image   string
+	Env     []string
+	Ports   []Port // Host 0: a free port on the engine
+	HostIP  string
+	Mounts  []mount.Mount
+	Files   map[string]string // path in the container -> sha256 of the content copied in
+	Cmd     []string
+	Healthy bool
+	copy    map[string][]byte // not hashed directly (Files carries their hashes)
+}
+
+func (sp *spec) hash() string {
+	b, _ := json.Marshal(sp)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func sha(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (r *Runner) upMySQL(ctx context.Context, s *Stack, imageID string, sec *Secrets, cur *container.InspectResponse) (*Service, error) {
+	pw := []byte(sec.Password + "\n")
+	root := []byte(sec.RootPassword + "\n")
+	hostIP := "127.0.0.1"
+	if _, local := r.engineHost(); !local {
+		hostIP = ""
+	}
+	sp := &spec{
+		Name: s.MySQLContainer(), Service: ServiceMySQL, ImageID: imageID, Image: s.MySQL.Image,
+		Env: []string{
+			"MYSQL_DATABASE=" + s.MySQL.Database,
+			"MYSQL_USER=" + s.MySQL.User,
+			"MYSQL_PASSWORD_FILE=" + secretsDir + "/mysql-password",
+			"MYSQL_ROOT_PASSWORD_FILE=" + secretsDir + "/mysql-root-password",
+		},
+		Ports:  []Port{{Host: s.MySQL.HostPort, Container: 3306}},
+		HostIP: hostIP,
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: s.MySQL.Volume, Target: "/var/lib/mysql"}},
+		Files:  map[string]string{"mysql-password": sha(pw), "mysql-root-password": sha(root)},
+		copy:   map[string][]byte{"mysql-password": pw, "mysql-root-password": root},
+	}
+	return r.reconcile(ctx, s, sp, cur)
+}
+
+func (r *Runner) upApp(ctx context.Context, s *Stack, imageID string, config []byte, configPath, password string, cur *container.InspectResponse) (*Service, error) {
+	env := map[string]string{}
+	for k, v := range s.App.Env {
+		env[k] = v
+	}
+	env["DB_HOST"] = s.MySQLContainer()
+	env["DB_PORT"] = "3306"
+	env["DB_USER"] = s.MySQL.User
+	env["DB_NAME"] = s.MySQL.Database
+	sp := &spec{Name: s.AppContainer(), Service: ServiceApp, ImageID: imageID, Image: s.App.Image, Ports: s.App.Ports}
+	if config != nil {
+		// The password travels in the read-only config copy, not in the environment.
+		sp.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: configPath, Target: s.App.Config.MountPath, ReadOnly: true}}
+		sp.Files = map[string]string{s.App.Config.MountPath: sha(config)}
+	} else {
+		env["DB_PASSWORD"] = password
+	}
+	for k, v := range env {
+		sp.Env = append(sp.Env, k+"="+v)
+	}
+	sort.Strings(sp.Env)
+	return r.reconcile(ctx, s, sp, cur)
+}
+
+// reconcile keeps, starts or (re)creates one container so that it matches sp.
+func (r *Runner) reconcile(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*Service, error) {
+	h := sp.hash()
+	action := "created"
+	if cur != nil {
+		switch {
+		case cur.Config.Labels[LabelHash] == h && cur.State != nil && cur.State.Running:
+			action = "unchanged"
+		case cur.Config.Labels[LabelHash] == h:
+			action = "started"
+			if _, err := r.API.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{}); err != nil {
+				return nil, startError(sp.Name, err)
+			}
+		default:
+			action = "recreated"
+			if _, err := r.API.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+				return nil, fmt.Errorf("removing the old %s container: %w", sp.Service, err)
+			}
+		}
+	}
+	if action == "created" || action == "recreated" {
+		if err := r.create(ctx, s, sp, h); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := r.describe(ctx, sp.Name)
+	if err != nil {
+		return nil, err
+	}
+	svc.Action = action
+	return svc, nil
+}
+
+func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) error {
+	exposed := network.PortSet{}
+	bindings := network.PortMap{}
+	for _, p := range sp.Ports {
+		cp := network.MustParsePort(strconv.Itoa(p.Container) + "/tcp")
+		exposed[cp] = struct{}{}
+		b := network.PortBinding{}
+		if p.Host != 0 {
+			b.HostPort = strconv.Itoa(p.Host)
+		}
+		if sp.HostIP != "" {
+			b.HostIP = netip.MustParseAddr(sp.HostIP)
+		}
+		bindings[cp] = append(bindings[cp], b)
+	}
+	created, err := r.API.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: sp.Name,
+		Config: &container.Config{
+			Image:        sp.ImageID,
+			Env:          sp.Env,
+			Labels:       labels(s, sp.Service, h),
+			ExposedPorts: exposed,
+			Cmd:          sp.Cmd,
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode:   container.NetworkMode(s.Network),
+			PortBindings:  bindings,
+			Mounts:        sp.Mounts,
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			s.Network: {Aliases: []string{sp.Service}},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating container %s: %w", sp.Name, err)
+	}
+	if len(sp.copy) > 0 {
+		if err := r.copySecrets(ctx, created.ID, sp.copy); err != nil {
+			r.API.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+			return err
+		}
+	}
+	if _, err := r.API.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		// Ours and never ran: remove it so that a rerun starts clean.
+		r.API.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+		return startError(sp.Name, err)
+	}
+	return nil
+}
+
+// copySecrets puts the password files into the container before it starts:
+// they never appear in its environment or command line, and they work on a
+// remote engine too. Mode 0444 lets the image's mysql user read them.
+func (r *Runner) copySecrets(ctx context.Context, id string, files map[string][]byte) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir := strings.TrimPrefix(secretsDir, "/")
+	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: dir + "/" + n, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(files[n]))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if _, err := r.API.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+		return fmt.Errorf("copying the password files into the container: %w", err)
+	}
+	return nil
+}
+
+func startError(name string, err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "port is already allocated") || strings.Contains(msg, "address already in use") {
+		return fmt.Errorf("starting %s: a host port it publishes is already in use; choose another port (--port HOST:CONTAINER): %w", name, err)
+	}
+	return fmt.Errorf("starting %s: %w", name, err)
+}
+
+// describe reports one container of the stack.
+func (r *Runner) describe(ctx context.Context, name string) (*Service, error) {
+	c, err := r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return r.service(&c.Container), nil
+}
+
+func (r *Runner) service(c *container.InspectResponse) *Service {
+	host, _ := r.engineHost()
+	svc := &Service{
+		Stack:     c.Config.Labels[LabelStack],
+		Service:   c.Config.Labels[LabelService],
+		Container: strings.TrimPrefix(c.Name, "/"),
+		Image:     c.Config.Image,
+	}
+	if c.State != nil {
+		svc.State = string(c.State.Status)
+		if c.State.Health != nil && c.State.Running {
+			svc.State += " (" + string(c.State.Health.Status) + ")"
+		}
+	}
+	if len(svc.Image) > 19 && strings.HasPrefix(svc.Image, "sha256:") {
+		svc.Image = svc.Image[7:19]
+	}
+	var ports []string
+	if c.NetworkSettings != nil {
+		for p, bs := range c.NetworkSettings.Ports {
+			if svc.Internal == "" {
+				svc.Internal = fmt.Sprintf("%s:%d", svc.Container, p.Num())
+			}
+			for _, b := range bs {
+				addr := host
+				if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
+					addr = b.HostIP.String()
+				}
+				ports = append(ports, net.JoinHostPort(addr, b.HostPort))
+			}
+		}
+	}
+	sort.Strings(ports)
+	// Published host ports are unique per host IP; keep one per port.
+	seen := map[string]bool{}
+	for _, p := range ports {
+		_, port, _ := net.SplitHostPort(p)
+		if !seen[port] {
+			seen[port] = true
+			svc.Published = append(svc.Published, p)
+		}
+	}
+	if svc.Service == ServiceApp && len(svc.Published) > 0 {
+		svc.URL = "http://" + svc.Published[0]
+	}
+	return svc
+}
+
+func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password string) error {
+	if len(svc.Published) == 0 {
+		return fmt.Errorf("MySQL publishes no port on the engine host")
+	}
+	cfg := mysql.NewConfig()
+	cfg.User = s.MySQL.User
+	cfg.Passwd = password
+	cfg.Net = "tcp"
+	cfg.Addr = svc.Published[0]
+	cfg.DBName = s.MySQL.Database
+	cfg.Timeout = 2 * time.Second
+	cfg.ReadTimeout = 5 * time.Second
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	db.SetMaxIdleConns(0)
+	deadline := time.Now().Add(r.timeout())
+	var last error
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var one int
+		last = db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		if err := r.exited(ctx, s.MySQLContainer()); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("MySQL did not accept queries as %s within %s (last error: %v); last lines of its log:\n%s",
+				s.MySQL.User, r.timeout(), last, r.logTail(ctx, s.MySQLContainer(), 20))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
+	if svc.URL == "" {
+		return nil
+	}
+	u := svc.URL + s.App.HealthPath
+	hc := &http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(r.timeout())
+	last := ""
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if err := r.exited(ctx, s.AppContainer()); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the app did not answer %s within %s (last: %s); last lines of its log:\n%s", u, r.timeout(), last, r.logTail(ctx, s.AppContainer(), 20))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// exited returns an error with the log tail when the container stopped.
+func (r *Runner) exited(ctx context.Context, name string) error {
+	c, err := r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		return err
+	}
+	st := c.Container.State
+	if st == nil || st.Running || st.Status == container.StateCreated {
+		return nil
+	}
+	return fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", name, st.ExitCode, r.logTail(ctx, name, 20))
+}
+
+func (r *Runner) logTail(ctx context.Context, name string, n int) string {
+	rc, err := r.API.ContainerLogs(context.WithoutCancel(ctx), name, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return "  (no log: " + err.Error() + ")"
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
+		return "  (log unreadable: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// List returns the containers of one stack (name != "") or of all stacks.
+func (r *Runner) List(ctx context.Context, name string) ([]Service, error) {
+	f := client.Filters{}
+	if name != "" {
+		f.Add("label", LabelStack+"="+name)
+	} else {
+		f.Add("label", LabelStack)
+	}
+	l, err := r.API.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	out := []Service{}
+	for _, c := range l.Items {
+		insp, err := r.API.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r.service(&insp.Container))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Stack != out[j].Stack {
+			return out[i].Stack < out[j].Stack
+		}
+		return out[i].Service > out[j].Service // mysql before app
+	})
+	return out, nil
+}
+
+// Logs writes the logs of one service (or both, prefixed) of a stack.
+func (r *Runner) Logs(ctx context.Context, name, service string, follow bool, tail string, stdout, stderr io.Writer) error {
+	svcs, err := r.List(ctx, name)
+	if err != nil {
+		return err
+	}
+	var picked []Service
+	for _, s := range svcs {
+		if service == "" || s.Service == service {
+			picked = append(picked, s)
+		}
+	}
+	if len(picked) == 0 {
+		if service != "" {
+			return fmt.Errorf("stack %q has no %s container (services: app, mysql)", name, service)
+		}
+		return fmt.Errorf("stack %q has no containers", name)
+	}
+	if tail == "" {
+		tail = "all"
+	}
+	errc := make(chan error, len(picked))
+	for _, s := range picked {
+		go func(s Service) {
+			rc, err := r.API.ContainerLogs(ctx, s.Container, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow, Tail: tail})
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer rc.Close()
+			o, e := stdout, stderr
+			if len(picked) > 1 {
+				o = &prefixWriter{w: stdout, prefix: s.Service + " | "}
+				e = &prefixWriter{w: stderr, prefix: s.Service + " | "}
+			}
+			_, err = stdcopy.StdCopy(o, e, rc)
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			errc <- err
+		}(s)
+	}
+	var first error
+	for range picked {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// prefixWriter prefixes each line; one goroutine writes to each.
+type prefixWriter struct {
+	w       io.Writer
+	prefix  string
+	midLine bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	var out bytes.Buffer
+	for _, c := range b {
+		if !p.midLine {
+			out.WriteString(p.prefix)
+		}
+		out.WriteByte(c)
+		p.midLine = c != '\n'
+	}
+	if _, err := p.w.Write(out.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// DownResult is what Down removed.
+type DownResult struct {
+	Stack      string   `json:"stack"`
+	Containers []string `json:"removedContainers"`
+	Networks   []string `json:"removedNetworks"`
+	Volumes    []string `json:"removedVolumes"`
+	KeptVolume []string `json:"keptVolumes,omitempty"`
+}
+
+// Down removes the stack's containers and network, and its volumes only
+// when volumes is true. Only objects labelled with the stack are touched.
+func (r *Runner) Down(ctx context.Context, name string, volumes bool) (*DownResult, error) {
+	res := &DownResult{Stack: name, Containers: []string{}, Networks: []string{}, Volumes: []string{}}
+	f := client.Filters{}
+	f.Add("label", LabelStack+"="+name)
+	cl, err := r.API.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	// The app first, then MySQL, so that the app never sees a vanished database.
+	sort.Slice(cl.Items, func(i, j int) bool {
+		return cl.Items[i].Labels[LabelService] < cl.Items[j].Labels[LabelService]
+	})
+	for _, c := range cl.Items {
+		if _, err := r.API.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return res, fmt.Errorf("removing container %s: %w", strings.TrimPrefix(strings.Join(c.Names, ","), "/"), err)
+		}
+		res.Containers = append(res.Containers, strings.TrimPrefix(strings.Join(c.Names, ","), "/"))
+	}
+	nl, err := r.API.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return res, err
+	}
+	for _, n := range nl.Items {
+		if _, err := r.API.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return res, fmt.Errorf("removing network %s: %w", n.Name, err)
+		}
+		res.Networks = append(res.Networks, n.Name)
+	}
+	vl, err := r.API.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return res, err
+	}
+	for _, v := range vl.Items {
+		if !volumes {
+			res.KeptVolume = append(res.KeptVolume, v.Name)
+			continue
+		}
+		if _, err := r.API.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return res, fmt.Errorf("removing volume %s: %w", v.Name, err)
+		}
+		res.Volumes = append(res.Volumes, v.Name)
+	}
+	return res, nil
+}

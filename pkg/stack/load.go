@@ -1,0 +1,241 @@
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File names looked for in the current folder, in this order.
+var DefaultFiles = []string{"k8sprep.yaml", "k8sprep.yml", "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"}
+
+// Find returns the first default stack file in dir, or "" when there is none.
+func Find(dir string) string {
+	for _, n := range DefaultFiles {
+		p := filepath.Join(dir, n)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+}
+
+// IsCompose reports whether path names a compose file rather than a k8sprep.yaml.
+func IsCompose(path string) bool {
+	b := filepath.Base(path)
+	return strings.Contains(b, "compose")
+}
+
+// LoadOptions adjust Load.
+type LoadOptions struct {
+	// Dir is the folder for a flags-only stack (path ""); default: the current folder.
+	Dir string
+	// Override applies command-line flags on top of the file, before defaults.
+	Override func(*Stack)
+	// SkipCheck skips looking at the files the stack refers to (for ps, logs
+	// and down, which only need the name).
+	SkipCheck bool
+}
+
+// Load reads a k8sprep.yaml or compose.yaml (path "" means flags only),
+// applies the overrides, fills defaults and validates. Problems in a
+// k8sprep.yaml are reported as "file:line: field: message".
+func Load(path string, o LoadOptions) (*Stack, error) {
+	if path == "" {
+		dir := o.Dir
+		if dir == "" {
+			wd, err := os.Getwd()
+			if err != nil {
+				return nil, err
+			}
+			dir = wd
+		}
+		s := &Stack{}
+		if o.Override != nil {
+			o.Override(s)
+		}
+		return finish(s, dir, "", nil, o)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if IsCompose(abs) {
+		s, err := loadCompose(abs)
+		if err != nil {
+			return nil, err
+		}
+		if o.Override != nil {
+			o.Override(s)
+		}
+		return finish(s, filepath.Dir(abs), abs, nil, o)
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("reading stack file: %w", err)
+	}
+	return parseK8sprep(abs, data, o)
+}
+
+// finish fills defaults and validates; doc (k8sprep.yaml) gives line numbers.
+func finish(s *Stack, dir, source string, doc *yaml.Node, o LoadOptions) (*Stack, error) {
+	s.Source = source
+	s.Defaults(dir)
+	wrap := func(err error) error {
+		switch {
+		case doc != nil:
+			return withLine(source, doc, err)
+		case source != "":
+			return fmt.Errorf("%s: %w", source, err)
+		}
+		return err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, wrap(err)
+	}
+	if !o.SkipCheck {
+		if err := s.Check(); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	return s, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func parseK8sprep(path string, data []byte, o LoadOptions) (*Stack, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(path, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty", path)
+	}
+	s := &Stack{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(s); err != nil {
+		return nil, yamlError(path, err)
+	}
+	if o.Override != nil {
+		o.Override(s)
+	}
+	return finish(s, filepath.Dir(path), path, root.Content[0], o)
+}
+
+// yamlError rewrites yaml.v3 messages ("line 3: field x not found in type
+// stack.App") into "file:3: ..." lines.
+func yamlError(path string, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	out := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		if g := yamlLine.FindStringSubmatch(m); g != nil {
+			msg := g[2]
+			msg = regexp.MustCompile(`field (\S+) not found in type stack\.(\w+)`).ReplaceAllString(msg, "unknown field $1 (in $2)")
+			msg = regexp.MustCompile(` into stack\.\w+`).ReplaceAllString(msg, "")
+			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], msg))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %s", path, m))
+	}
+	return errors.New(strings.Join(out, "; "))
+}
+
+// withLine prefixes a FieldError with the file and the line of the field.
+func withLine(path string, doc *yaml.Node, err error) error {
+	var fe FieldError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	line := lineOf(doc, fe.Field)
+	if line == 0 {
+		return fmt.Errorf("%s: %s", path, fe.Error())
+	}
+	return fmt.Errorf("%s:%d: %s", path, line, fe.Error())
+}
+
+// lineOf finds the line of a field path like "app.ports[1]" in a YAML
+// document; when the field is absent it returns the line of its closest parent.
+func lineOf(doc *yaml.Node, field string) int {
+	n := doc
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	for _, part := range strings.Split(field, ".") {
+		name, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			name = part[:i]
+			idx, _ = strconv.Atoi(part[i+1 : len(part)-1])
+		}
+		if n == nil || n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == name {
+				line = n.Content[i].Line
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n = n.Content[idx]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+// Check looks at the files a stack refers to: the build context and its
+// Dockerfile, the config file and its database keys.
+func (s *Stack) Check() error {
+	if s.App.Build != "" {
+		fi, err := os.Stat(s.App.Build)
+		if err != nil || !fi.IsDir() {
+			return FieldError{"app.build", fmt.Sprintf("%s is not a folder", s.App.Build)}
+		}
+		df := s.App.Dockerfile
+		if !filepath.IsAbs(df) {
+			df = filepath.Join(s.App.Build, df)
+		}
+		if _, err := os.Stat(df); err != nil {
+			return FieldError{"app.dockerfile", fmt.Sprintf("%s not found (write one with `docker k8sprep dockerfile`, or set app.image)", df)}
+		}
+	}
+	if c := s.App.Config; c != nil {
+		data, err := os.ReadFile(c.File)
+		if err != nil {
+			return FieldError{"app.config.file", err.Error()}
+		}
+		for _, k := range []struct{ field, key string }{{"app.config.hostKey", c.HostKey}, {"app.config.portKey", c.PortKey}} {
+			if _, ok := tomlLookup(data, k.key); !ok {
+				return FieldError{k.field, fmt.Sprintf("%s has no key %q", filepath.Base(c.File), k.key)}
+			}
+		}
+	}
+	for _, f := range []struct{ field, path string }{{"mysql.passwordFile", s.MySQL.PasswordFile}, {"mysql.rootPasswordFile", s.MySQL.RootPasswordFile}} {
+		if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
+			return FieldError{f.field, fmt.Sprintf("%s is not a regular file", f.path)}
+		}
+	}
+	return nil
+}
