@@ -73,4 +73,3 @@ func (c *Cluster) deleteInventory(ctx context.Context, addon string) error {
 	}
 	return err
 }
-
