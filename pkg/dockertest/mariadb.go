@@ -28,6 +28,11 @@ type MariaDBOptions struct {
 	Database           string
 	User               string
 	Password           string
+	// RootPasswordFile / PasswordFile, when set, are paths in the container:
+	// the password is written there and passed as MYSQL_ROOT_PASSWORD_FILE /
+	// MYSQL_PASSWORD_FILE instead of the plain variable.
+	RootPasswordFile string
+	PasswordFile     string
 	// Env is appended after the variables above (so it can override them,
 	// e.g. with MYSQL_ROOT_PASSWORD_FILE).
 	Env []string
@@ -77,15 +82,23 @@ func (e *Env) StartMariaDB(t testing.TB, o MariaDBOptions) *MariaDB {
 			env = append(env, k+"="+v)
 		}
 	}
-	add("MYSQL_ROOT_PASSWORD", o.RootPassword)
+	files := map[string][]byte{}
+	secret := func(name, value, file string) {
+		if file != "" && value != "" {
+			files[file] = []byte(value + "\n")
+			add(name+"_FILE", file)
+		} else {
+			add(name, value)
+		}
+	}
+	secret("MYSQL_ROOT_PASSWORD", o.RootPassword, o.RootPasswordFile)
 	if o.AllowEmptyPassword {
 		add("MYSQL_ALLOW_EMPTY_PASSWORD", "yes")
 	}
 	add("MYSQL_DATABASE", o.Database)
 	add("MYSQL_USER", o.User)
-	add("MYSQL_PASSWORD", o.Password)
+	secret("MYSQL_PASSWORD", o.Password, o.PasswordFile)
 	env = append(env, o.Env...)
-	files := map[string][]byte{}
 	maps.Copy(files, o.Files)
 	for name, body := range o.InitScripts {
 		files[path.Join("/docker-entrypoint-initdb.d", name)] = body
