@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/addons"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
 )
@@ -38,6 +39,7 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 		cmdutil.NewCompletionCommand(streams.Out, "  source <(kubectl hacluster completion bash)"),
 	)
 	root.AddCommand(inspect.NewCmd(f))
+	root.AddCommand(addons.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }
