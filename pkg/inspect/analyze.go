@@ -348,6 +348,8 @@ func (a *analyzer) apiServer() {
 			}
 		}
 		switch {
+		case len(s.Slices) == 0:
+			a.note("no EndpointSlice for the kubernetes Service in default (endpoint reconciler off?): registered API servers not checked")
 		case r.APIServer.Registered == 0:
 			a.add(Warning, "apiserver.endpoints", "", "the kubernetes EndpointSlice lists no ready API server")
 		case r.APIServer.Registered < want:
