@@ -1,0 +1,209 @@
+package inspect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
+	core "github.com/hacluster/hacluster/pkg/inspect"
+	"github.com/hacluster/hacluster/pkg/testbed"
+)
+
+// run executes `inspect <args>` against the kubeconfig and returns stdout and
+// the exit code the plugin would exit with.
+func run(t *testing.T, kubeconfig string, args ...string) (string, int) {
+	t.Helper()
+	flags := genericclioptions.NewConfigFlags(true)
+	flags.KubeConfig = &kubeconfig
+	var out, errOut bytes.Buffer
+	f := &factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}}
+	cmd := NewCmd(f)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.ExecuteContext(context.Background())
+	code := 0
+	var ee *cmdutil.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.Code
+	case err != nil:
+		t.Fatalf("inspect %v: %v\n%s", args, err, errOut.String())
+	}
+	return out.String(), code
+}
+
+func report(t *testing.T, out string) *core.Report {
+	t.Helper()
+	var r core.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	return &r
+}
+
+// Against the real test bed (etcd + kube-apiserver, the kubeadm-like HA shape
+// written through the API): the healthy shape and each broken variant give
+// the right finding, verdict and exit codes.
+func TestInspectTestbed(t *testing.T) {
+	cases := []struct {
+		name      string
+		shape     testbed.Shape
+		verdict   string
+		check     string
+		sev       core.Severity
+		subject   string
+		warnExit  int // exit code with --fail-on warning
+		errorExit int // exit code with --fail-on error
+	}{
+		{name: "healthy", verdict: core.Healthy},
+		{name: "apiserver missing on cp-2", shape: testbed.Shape{Missing: map[string][]string{"cp-2": {"kube-apiserver"}}},
+			verdict: core.Degraded, check: "controlplane.missing", sev: core.Warning, subject: "cp-2", warnExit: ExitDegraded},
+		{name: "2 etcd members", shape: testbed.Shape{EtcdMembers: 2}, verdict: core.Failing, check: "etcd.members", sev: core.Error,
+			warnExit: ExitFailing, errorExit: ExitFailing},
+		{name: "4 etcd members", shape: testbed.Shape{EtcdMembers: 4}, verdict: core.Degraded, check: "etcd.members", sev: core.Warning,
+			warnExit: ExitDegraded},
+		{name: "endpoint on cp-1", shape: testbed.Shape{ControlPlaneEndpoint: "127.0.0.11:6443"}, verdict: core.Failing,
+			check: "endpoint.single-node", sev: core.Error, subject: "cp-1", warnExit: ExitFailing, errorExit: ExitFailing},
+		{name: "stale leader lease", shape: testbed.Shape{StaleLeases: true}, verdict: core.Failing, check: "leader.stale", sev: core.Error,
+			warnExit: ExitFailing, errorExit: ExitFailing},
+		{name: "worker-2 NotReady", shape: testbed.Shape{NotReady: []string{"worker-2"}}, verdict: core.Degraded,
+			check: "node.not-ready", sev: core.Warning, subject: "worker-2", warnExit: ExitDegraded},
+		{name: "kubelet 4 minors older", shape: testbed.Shape{KubeletVersions: map[string]string{"worker-1": "v1.33.5"}},
+			verdict: core.Failing, check: "node.skew", sev: core.Error, subject: "worker-1", warnExit: ExitFailing, errorExit: ExitFailing},
+		{name: "kubelet newer", shape: testbed.Shape{KubeletVersions: map[string]string{"worker-1": "v1.99.0"}},
+			verdict: core.Failing, check: "node.skew", sev: core.Error, subject: "worker-1", warnExit: ExitFailing, errorExit: ExitFailing},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bed := testbed.Start(t, testbed.Options{})
+			if _, err := bed.ApplyHAShape(context.Background(), tc.shape); err != nil {
+				t.Fatal(err)
+			}
+			out, code := run(t, bed.Kubeconfig, "components", "-o", "json", "--fail-on", "warning")
+			r := report(t, out)
+			var problems []core.Finding
+			for _, f := range r.Findings {
+				if f.Severity != core.OK {
+					problems = append(problems, f)
+				}
+			}
+			if r.Verdict != tc.verdict {
+				t.Errorf("verdict %s, want %s; findings %+v; notes %q", r.Verdict, tc.verdict, problems, r.Notes)
+			}
+			if tc.check != "" && !slices.ContainsFunc(r.Findings, func(f core.Finding) bool {
+				return f.Check == tc.check && f.Severity == tc.sev && (tc.subject == "" || f.Subject == tc.subject)
+			}) {
+				t.Errorf("no %s %s finding for %q; findings %+v", tc.sev, tc.check, tc.subject, problems)
+			}
+			if code != tc.warnExit {
+				t.Errorf("--fail-on warning: exit %d, want %d", code, tc.warnExit)
+			}
+			if _, code := run(t, bed.Kubeconfig, "components", "-o", "json", "--fail-on", "error"); code != tc.errorExit {
+				t.Errorf("--fail-on error: exit %d, want %d", code, tc.errorExit)
+			}
+			if _, code := run(t, bed.Kubeconfig, "components", "-o", "json"); code != 0 {
+				t.Errorf("without --fail-on: exit %d, want 0", code)
+			}
+			// What the healthy shape must show in detail.
+			if tc.name != "healthy" {
+				return
+			}
+			if len(r.ControlPlane) != 12 || r.Etcd.Members != 3 || r.Etcd.ToleratesFailures != 1 || r.NodeSummary.Total != 5 {
+				t.Errorf("control plane %d rows, etcd %+v, nodes %+v", len(r.ControlPlane), r.Etcd, r.NodeSummary)
+			}
+			if r.Endpoint.ControlPlaneEndpoint != bed.VIP || r.Endpoint.Reachable == nil || !*r.Endpoint.Reachable {
+				t.Errorf("endpoint %+v, want the VIP %s reachable", r.Endpoint, bed.VIP)
+			}
+			if len(r.APIServer.Certificates) != 2 || !r.APIServer.Certificates[1].CoversEndpoint || r.APIServer.Certificates[0].DaysLeft < 300 {
+				t.Errorf("certificates %+v", r.APIServer.Certificates)
+			}
+			if !slices.ContainsFunc(r.APIServer.Readyz, func(c core.HealthCheck) bool { return c.Name == "etcd" && c.OK }) {
+				t.Errorf("readyz %+v lacks a passing etcd check", r.APIServer.Readyz)
+			}
+			if len(r.Leaders) != 2 || !r.Leaders[0].Fresh || r.Leaders[0].Node != "cp-1" {
+				t.Errorf("leaders %+v", r.Leaders)
+			}
+			if r.Network.KubeProxyMode != "iptables (default)" || r.Network.CoreDNS.Ready != 2 {
+				t.Errorf("network %+v", r.Network)
+			}
+			if r.Stats.APIRequests == 0 || r.Stats.APIRequests > 20 {
+				t.Errorf("%d API requests", r.Stats.APIRequests)
+			}
+			// `inspect` alone prints the same report as a table.
+			table, code := run(t, bed.Kubeconfig)
+			for _, want := range []string{"CONTROL PLANE", "kube-apiserver", "LEADERS", "ETCD", "quorum 2, tolerates 1",
+				"controlPlaneEndpoint: " + bed.VIP, "Verdict: Healthy"} {
+				if !strings.Contains(table, want) {
+					t.Errorf("table lacks %q:\n%s", want, table)
+				}
+			}
+			if code != 0 || strings.Contains(table, "\x1b[") {
+				t.Errorf("exit %d; colour codes in a non-terminal: %v", code, strings.Contains(table, "\x1b["))
+			}
+			wide, _ := run(t, bed.Kubeconfig, "components", "-o", "wide", "--node", "worker-1")
+			if !strings.Contains(wide, "worker-1") || strings.Contains(wide, "worker-2") || !strings.Contains(wide, "API requests") {
+				t.Errorf("-o wide --node worker-1:\n%s", wide)
+			}
+			y, _ := run(t, bed.Kubeconfig, "components", "-o", "yaml")
+			if !strings.Contains(y, "verdict: Healthy") {
+				t.Errorf("-o yaml lacks the verdict:\n%s", y)
+			}
+		})
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\"}\n"+
+		"contexts:\n- name: c\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: x}\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for args, want := range map[string]string{"--fail-on info": "--fail-on must be warning or error", "-o xml": "unknown output format"} {
+		flags := genericclioptions.NewConfigFlags(true)
+		flags.KubeConfig = &kc
+		var out bytes.Buffer
+		cmd := NewCmd(&factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}})
+		cmd.SetArgs(strings.Fields(args))
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		err := cmd.Execute()
+		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want a one-line error with %q, got %v", args, want, err)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	r := &core.Report{Findings: []core.Finding{{Severity: core.Warning}}}
+	for _, c := range []struct {
+		failOn string
+		want   int
+	}{{"", 0}, {"error", 0}, {"warning", ExitDegraded}} {
+		got := 0
+		var ee *cmdutil.ExitError
+		if err := ExitCode(r, c.failOn); errors.As(err, &ee) {
+			got = ee.Code
+		}
+		if got != c.want {
+			t.Errorf("warning, --fail-on %q: exit %d, want %d", c.failOn, got, c.want)
+		}
+	}
+	r.Findings = append(r.Findings, core.Finding{Severity: core.Error})
+	var ee *cmdutil.ExitError
+	if err := ExitCode(r, "error"); !errors.As(err, &ee) || ee.Code != ExitFailing {
+		t.Errorf("error, --fail-on error: %v", err)
+	}
+}
