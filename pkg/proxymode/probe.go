@@ -222,3 +222,22 @@ func randomID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// MergeProbe adds probe results to a report and re-decides each node.
+func MergeProbe(r *Report, res []ProbeResult) {
+	by := map[string]ProbeResult{}
+	for _, p := range res {
+		by[p.Node] = p
+	}
+	r.Mismatches = 0
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		if p, ok := by[n.Node]; ok {
+			n.FromProbe, n.ProbeError = p.Mode, p.Error
+		}
+		n.decide(r.Replacement)
+		if n.Mismatch {
+			r.Mismatches++
+		}
+	}
+}

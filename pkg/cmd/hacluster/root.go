@@ -11,8 +11,10 @@ import (
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/addons"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/explain"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/proxymode"
 )
 
 // NewCmdRoot builds the `kubectl hacluster` command tree.
@@ -40,6 +42,8 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 	)
 	root.AddCommand(inspect.NewCmd(f))
 	root.AddCommand(addons.NewCmd(f))
+	root.AddCommand(explain.NewCmd(f))
+	root.AddCommand(proxymode.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }
