@@ -69,8 +69,11 @@ func BenchmarkInspectBigCluster(b *testing.B) {
 	t0 = time.Now()
 	createPods(b, cs, bed, nodes, benchPods)
 	podTime := time.Since(t0)
-	b.Logf("created %d nodes in %s and %d pods in %s (%.0f pods/s)", len(nodes), nodeTime.Round(time.Millisecond),
-		benchPods, podTime.Round(time.Millisecond), float64(benchPods)/podTime.Seconds())
+	waitRunning(b, cs)
+	runTime := time.Since(t0)
+	b.Logf("created %d nodes in %s and %d pods in %s (%.0f pods/s); kwok had them all Running after %s",
+		len(nodes), nodeTime.Round(time.Millisecond), benchPods, podTime.Round(time.Millisecond),
+		float64(benchPods)/podTime.Seconds(), runTime.Round(time.Millisecond))
 
 	// Warm both: kubectl's discovery cache, the page cache for both binaries.
 	cacheDir := b.TempDir()
@@ -184,6 +187,9 @@ func scaleNodes(b *testing.B, cs kubernetes.Interface, n int) []string {
 		nd := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%04d", i),
 			Labels: copyMap(tmpl.Labels), Annotations: copyMap(tmpl.Annotations)}, Spec: corev1.NodeSpec{Taints: tmpl.Spec.Taints}}
 		nd.Labels["kubernetes.io/hostname"] = nd.Name
+		// Off the kube-proxy DaemonSet's node selector: createPods makes those pods.
+		delete(nd.Labels, "kubernetes.io/os")
+		delete(nd.Labels, "beta.kubernetes.io/os")
 		nd.Status.NodeInfo = tmpl.Status.NodeInfo
 		nd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)}}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, nd, metav1.CreateOptions{}); err != nil {
@@ -228,6 +234,22 @@ func createPods(b *testing.B, cs kubernetes.Interface, bed *testbed.Bed, nodes [
 		_, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
 		return err
 	})
+}
+
+// waitRunning waits until kwok has made every pod Running, so that the
+// measurements do not compete with that burst of status updates.
+func waitRunning(b *testing.B, cs kubernetes.Interface) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		l, err := cs.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{FieldSelector: "status.phase!=Running", Limit: 1})
+		if err == nil && len(l.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pods not Running after 5m (%v)", err)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 func parallel(b *testing.B, n int, f func(i int) error) {

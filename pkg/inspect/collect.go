@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +81,20 @@ func NewSource(cfg *rest.Config) (*Source, error) {
 		Requests:   n.Load,
 		Raw: func(ctx context.Context, path string) (int, []byte, error) {
 			var code int
-			res := rc.Get().AbsPath(path).SetHeader("Accept", "application/json, */*").Do(ctx)
+			p, query, _ := strings.Cut(path, "?")
+			req := rc.Get().AbsPath(p).SetHeader("Accept", "application/json, */*")
+			if query != "" {
+				q, err := url.ParseQuery(query)
+				if err != nil {
+					return 0, nil, err
+				}
+				for k, vs := range q {
+					for _, v := range vs {
+						req = req.Param(k, v)
+					}
+				}
+			}
+			res := req.Do(ctx)
 			res.StatusCode(&code)
 			body, err := res.Raw()
 			return code, body, err
