@@ -8,6 +8,7 @@ package k8sexport
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -300,21 +301,39 @@ func Explain(s *stack.Stack, o Options) []string {
 	return lines
 }
 
-// Marshal renders one manifest as YAML.
+// Marshal renders one manifest as YAML, without the server-side fields
+// (status, creationTimestamp: null) the API types always carry.
 func Marshal(m Manifest) ([]byte, error) {
-	b, err := yaml.Marshal(m.Object)
+	j, err := json.Marshal(m.Object)
 	if err != nil {
 		return nil, err
 	}
-	// Drop the creationTimestamp: null lines the API types add.
-	var out bytes.Buffer
-	for _, l := range strings.SplitAfter(string(b), "\n") {
-		if strings.TrimSpace(l) == "creationTimestamp: null" {
-			continue
-		}
-		out.WriteString(l)
+	var generic map[string]any
+	if err := json.Unmarshal(j, &generic); err != nil {
+		return nil, err
 	}
-	return out.Bytes(), nil
+	prune(generic)
+	return yaml.Marshal(generic)
+}
+
+func prune(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		delete(x, "status")
+		if ts, ok := x["creationTimestamp"]; ok && ts == nil {
+			delete(x, "creationTimestamp")
+		}
+		for k, c := range x {
+			prune(c)
+			if m, ok := c.(map[string]any); ok && len(m) == 0 && k == "metadata" {
+				delete(x, k)
+			}
+		}
+	case []any:
+		for _, c := range x {
+			prune(c)
+		}
+	}
 }
 
 // WriteResult reports one written file.

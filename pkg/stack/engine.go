@@ -190,13 +190,15 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		err error
 	}
 	buildDone := make(chan built, 1)
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer cancelBuild()
 	if s.App.Build != "" {
 		build := r.Build
 		if build == nil {
 			build = ClassicBuild
 		}
 		go func() {
-			id, err := build(ctx, r.API, BuildRequest{
+			id, err := build(buildCtx, r.API, BuildRequest{
 				ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
 				Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
 			})
@@ -204,7 +206,7 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		}()
 	} else {
 		go func() {
-			insp, err := r.API.ImageInspect(ctx, s.App.Image)
+			insp, err := r.API.ImageInspect(buildCtx, s.App.Image)
 			if cerrdefs.IsNotFound(err) {
 				err = fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
 			}
@@ -216,6 +218,7 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 	dbSvc, err := r.upMySQL(ctx, s, mysqlImage.ID, secrets, existing[ServiceMySQL])
 	if err != nil {
 		p.Fail()
+		cancelBuild()
 		<-buildDone
 		return nil, err
 	}
@@ -223,6 +226,7 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 	p.Start("waiting until MySQL accepts queries as %s over TCP", s.MySQL.User)
 	if err := r.waitMySQL(ctx, s, dbSvc, secrets.Password); err != nil {
 		p.Fail()
+		cancelBuild()
 		<-buildDone
 		return nil, err
 	}
@@ -642,8 +646,21 @@ func (r *Runner) service(c *container.InspectResponse) *Service {
 }
 
 func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password string) error {
-	if len(svc.Published) == 0 {
-		return fmt.Errorf("MySQL publishes no port on the engine host")
+	// The published port shows once the container runs; a container that
+	// already stopped has none.
+	for i := 0; len(svc.Published) == 0; i++ {
+		if err := r.exited(ctx, s.MySQLContainer()); err != nil {
+			return err
+		}
+		if i == 50 {
+			return fmt.Errorf("MySQL container %s publishes no port on the engine host; last lines of its log:\n%s", s.MySQLContainer(), r.logTail(ctx, s.MySQLContainer(), 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+		d, err := r.describe(ctx, s.MySQLContainer())
+		if err != nil {
+			return err
+		}
+		svc.Published = d.Published
 	}
 	cfg := mysql.NewConfig()
 	cfg.User = s.MySQL.User
@@ -727,7 +744,15 @@ func (r *Runner) exited(ctx context.Context, name string) error {
 		return err
 	}
 	st := c.Container.State
-	if st == nil || st.Running || st.Status == container.StateCreated {
+	if st == nil || st.Status == container.StateCreated {
+		return nil
+	}
+	// The restart policy brings a crashed container back: a restart count
+	// means it crashed while we waited.
+	if st.Restarting || c.Container.RestartCount > 0 {
+		return fmt.Errorf("container %s keeps exiting (exit code %d, restarted %d times); last lines of its log:\n%s", name, st.ExitCode, c.Container.RestartCount, r.logTail(ctx, name, 20))
+	}
+	if st.Running {
 		return nil
 	}
 	return fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", name, st.ExitCode, r.logTail(ctx, name, 20))
@@ -742,6 +767,9 @@ func (r *Runner) logTail(ctx context.Context, name string, n int) string {
 	var buf bytes.Buffer
 	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
 		return "  (log unreadable: " + err.Error() + ")"
+	}
+	if strings.TrimSpace(buf.String()) == "" {
+		return "  (the log is empty)"
 	}
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	for i, l := range lines {

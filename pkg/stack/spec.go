@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Labels put on everything a stack owns. A container, network or volume that
@@ -109,7 +111,17 @@ func ParsePort(s string) (Port, error) {
 // MarshalYAML and UnmarshalYAML use the "HOST:CONTAINER" text form.
 func (p Port) MarshalYAML() (any, error) { return p.String(), nil }
 
-// UnmarshalText accepts the "HOST:CONTAINER" text form (yaml and json).
+// UnmarshalYAML reads the "HOST:CONTAINER" form and keeps the line on error.
+func (p *Port) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParsePort(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*p = v
+	return nil
+}
+
+// UnmarshalText accepts the "HOST:CONTAINER" text form (json).
 func (p *Port) UnmarshalText(b []byte) error {
 	v, err := ParsePort(string(b))
 	if err != nil {

@@ -1,0 +1,210 @@
+package stack
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// appDir makes a folder with a Dockerfile and the article's config.toml.
+func appDir(t *testing.T) string {
+	dir := t.TempDir()
+	write(t, dir, "Dockerfile", "FROM scratch\n")
+	write(t, dir, "config.toml", articleConfig)
+	return dir
+}
+
+func TestLoadK8sprepYAML(t *testing.T) {
+	dir := appDir(t)
+	p := write(t, dir, "k8sprep.yaml", `name: shop
+app:
+  ports: ["9000:8080"]
+  env: {LOG_LEVEL: debug}
+mysql:
+  image: hacluster.local/mariadb:10.11
+  database: shop
+  user: shopper
+  passwordFile: secrets/db-password
+`)
+	s, err := Load(p, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "shop" || s.App.Build != dir || s.App.Image != "shop-app:latest" || s.Network != "shop-net" || s.MySQL.Volume != "shop-mysql-data" {
+		t.Errorf("defaults: %+v", s)
+	}
+	if len(s.App.Ports) != 1 || s.App.Ports[0] != (Port{9000, 8080}) {
+		t.Errorf("ports: %v", s.App.Ports)
+	}
+	if s.App.Config == nil || s.App.Config.File != filepath.Join(dir, "config.toml") || s.App.Config.MountPath != "/config.toml" {
+		t.Errorf("config.toml next to the Dockerfile is picked up: %+v", s.App.Config)
+	}
+	if s.MySQL.PasswordFile != filepath.Join(dir, "secrets/db-password") || s.MySQL.RootPasswordFile != filepath.Join(dir, ".k8sprep/shop/mysql-root-password") {
+		t.Errorf("password files: %q %q", s.MySQL.PasswordFile, s.MySQL.RootPasswordFile)
+	}
+}
+
+func TestLoadErrorsNameFileLineAndField(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown field", "app:\n  ports: [\"8080:8080\"]\n  imgae: x\n", "k8sprep.yaml:3: unknown field imgae"},
+		{"bad port", "app:\n  ports:\n    - \"8080:8080\"\n    - \"99999:80\"\n", "k8sprep.yaml:4: invalid port \"99999:80\""},
+		{"duplicate host port", "app:\n  ports:\n    - \"8080:80\"\n    - \"8080:81\"\n", "k8sprep.yaml:4: app.ports[1]: host port 8080 is listed twice"},
+		{"bad user", "mysql:\n  database: app\n  user: root\n", "k8sprep.yaml:3: mysql.user"},
+		{"missing config key", "app:\n  config:\n    file: config.toml\n    hostKey: mysql.host\n", "k8sprep.yaml:4: app.config.hostKey: config.toml has no key \"mysql.host\""},
+		{"syntax", "app: [\n", "k8sprep.yaml:"},
+		{"bad name", "name: Bad_Name\n", "k8sprep.yaml:1: name:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := appDir(t)
+			p := write(t, dir, "k8sprep.yaml", c.yaml)
+			_, err := Load(p, LoadOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want error containing %q, got %v", c.want, err)
+			}
+			if !strings.HasPrefix(err.Error(), p) {
+				t.Errorf("error does not start with the file: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadMissingDockerfile(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load("", LoadOptions{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile") {
+		t.Fatalf("want a Dockerfile error, got %v", err)
+	}
+	// ps/logs/down only need the name.
+	s, err := Load("", LoadOptions{Dir: dir, SkipCheck: true})
+	if err != nil || s.Name != SanitizeName(filepath.Base(dir)) {
+		t.Fatalf("SkipCheck: %v %v", s, err)
+	}
+}
+
+func TestLoadCompose(t *testing.T) {
+	dir := appDir(t)
+	write(t, dir, "secrets/app-pw.txt", "s3cret\n")
+	p := write(t, dir, "compose.yaml", `name: Article App
+services:
+  web:
+    build: .
+    ports: ["8080:8080"]
+    environment:
+      DB_HOST: 127.0.0.1
+      GREETING: hi
+    networks: [backend]
+    x-k8sprep:
+      healthPath: /ready
+  db:
+    image: hacluster.local/mariadb:10.11
+    environment:
+      MYSQL_DATABASE: shop
+      MYSQL_USER: shopper
+      MYSQL_PASSWORD_FILE: /run/secrets/db_password
+    secrets:
+      - source: db_password
+    ports: ["8806:3306"]
+    volumes:
+      - dbdata:/var/lib/mysql
+    networks: [backend]
+networks:
+  backend: {}
+volumes:
+  dbdata: {}
+secrets:
+  db_password:
+    file: secrets/app-pw.txt
+`)
+	s, err := Load(p, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "articleapp" || s.MySQL.Image != "hacluster.local/mariadb:10.11" || s.MySQL.Database != "shop" || s.MySQL.User != "shopper" {
+		t.Errorf("stack: %+v", s)
+	}
+	if s.MySQL.PasswordFile != filepath.Join(dir, "secrets/app-pw.txt") || s.MySQL.HostPort != 8806 {
+		t.Errorf("mysql: %+v", s.MySQL)
+	}
+	if s.MySQL.Volume != "articleapp_dbdata" || s.Network != "articleapp_backend" {
+		t.Errorf("volume %q network %q", s.MySQL.Volume, s.Network)
+	}
+	if s.App.HealthPath != "/ready" || s.App.Env["GREETING"] != "hi" || s.App.Env["DB_HOST"] != "" {
+		t.Errorf("app: %+v", s.App)
+	}
+}
+
+func TestLoadComposeErrors(t *testing.T) {
+	dir := appDir(t)
+	p := write(t, dir, "compose.yaml", "services:\n  web:\n    build: .\n")
+	if _, err := Load(p, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "no MySQL service") {
+		t.Fatalf("want a no-MySQL error, got %v", err)
+	}
+	write(t, dir, "compose.yaml", "services:\n  web:\n    build: .\n    portz: [1]\n  db:\n    image: mysql:8.4\n")
+	if _, err := Load(p, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "portz") || !strings.HasPrefix(err.Error(), p) {
+		t.Fatalf("want an error naming the file and field, got %v", err)
+	}
+}
+
+func TestEnsureSecrets(t *testing.T) {
+	dir := appDir(t)
+	s, err := Load("", LoadOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := s.EnsureSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sec.Generated) != 2 || len(sec.Password) < 20 || sec.Password == sec.RootPassword {
+		t.Fatalf("generated: %+v", sec.Generated)
+	}
+	for _, f := range sec.Generated {
+		fi, err := os.Stat(f)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, %v", f, fi.Mode(), err)
+		}
+	}
+	if fi, err := os.Stat(s.StateDir()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode: %v %v", fi.Mode(), err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, ".k8sprep/.gitignore")); err != nil || !strings.Contains(string(b), "*") {
+		t.Errorf(".gitignore: %q %v", b, err)
+	}
+	again, err := s.EnsureSecrets()
+	if err != nil || again.Password != sec.Password || len(again.Generated) != 0 {
+		t.Errorf("second read must reuse the files: %v", err)
+	}
+}
+
+func TestContextLeavesOutState(t *testing.T) {
+	dir := appDir(t)
+	write(t, dir, ".k8sprep/x/mysql-password", "secret")
+	write(t, dir, ".dockerignore", "*.log\n")
+	write(t, dir, "debug.log", "x")
+	write(t, dir, "main.go", "package main")
+	var buf strings.Builder
+	if err := tarContext(&buf, dir); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.String()
+	if strings.Contains(got, "mysql-password") || strings.Contains(got, "debug.log") {
+		t.Error("the build context holds excluded files")
+	}
+	if !strings.Contains(got, "main.go") || !strings.Contains(got, "Dockerfile") {
+		t.Error("the build context lacks main.go or Dockerfile")
+	}
+}
