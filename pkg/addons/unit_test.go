@@ -3,6 +3,7 @@ package addons
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -415,5 +416,34 @@ func TestFetch(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(dir, "calico"))
 	if len(ents) != 1 {
 		t.Fatalf("temporary files left: %v", ents)
+	}
+}
+
+// BenchmarkParseFitCalico measures reading and fitting Calico's manifest,
+// the largest of the catalog (the fixture is repeated to about the size
+// of upstream's calico.yaml, ~300 KiB).
+func BenchmarkParseFitCalico(b *testing.B) {
+	base, err := os.ReadFile(filepath.Join("testdata", "calico", "calico.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Extra CRDs (renamed copies) grow the file to upstream's size.
+	var extra strings.Builder
+	crd := string(base[strings.Index(string(base), "apiVersion: apiextensions.k8s.io/v1"):strings.Index(string(base), "kind: ClusterRole\n")])
+	for i := 0; extra.Len()+len(base) < 300<<10; i++ {
+		extra.WriteString("---\n" + strings.ReplaceAll(crd, ".crd.projectcalico.org", fmt.Sprintf("x%d.crd.projectcalico.org", i)))
+	}
+	data := append(append([]byte{}, base...), extra.String()...)
+	cal, _ := Builtin().Get("calico")
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		objs, err := Parse("calico.yaml", data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := Fit(cal, objs, Facts{PodSubnet: "10.244.0.0/16"}, FitOptions{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
