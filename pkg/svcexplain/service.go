@@ -153,7 +153,7 @@ type Report struct {
 }
 
 // Worst returns the most severe finding level ("" when there is none).
-func (r *Report) Worst() string {
+func (r Report) Worst() string {
 	worst := ""
 	for _, f := range r.Findings {
 		switch {
@@ -689,7 +689,7 @@ func pendingReason(ctx context.Context, c kubernetes.Interface, cl *cluster, s *
 		var last *corev1.Event
 		for i := range evs.Items {
 			e := &evs.Items[i]
-			if e.Type == corev1.EventTypeWarning && (last == nil || e.LastTimestamp.After(last.LastTimestamp.Time)) {
+			if e.InvolvedObject.Kind == "Service" && e.InvolvedObject.Name == s.Name && e.Type == corev1.EventTypeWarning && (last == nil || e.LastTimestamp.After(last.LastTimestamp.Time)) {
 				last = e
 			}
 		}

@@ -1,0 +1,237 @@
+package svcexplain
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func node(name, ip string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}, {Type: corev1.NodeHostName, Address: name}}}}
+}
+
+func pod(ns, name, node string, lbls map[string]string, ports ...corev1.ContainerPort) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls},
+		Spec:   corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "x", Ports: ports}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+}
+
+func svc(ns, name string, typ corev1.ServiceType, sel map[string]string, ports ...corev1.ServicePort) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Type: typ, Selector: sel, Ports: ports, ClusterIP: "10.96.0.50", ClusterIPs: []string{"10.96.0.50"}}}
+	return s
+}
+
+func slice(ns, svcName string, port int32, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: svcName + "-abc", Labels: map[string]string{discoveryv1.LabelServiceName: svcName}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
+		Ports: []discoveryv1.EndpointPort{{Port: &port}},
+	}
+}
+
+func ep(addr, node, podName string, ready bool) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+		TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: podName}}
+}
+
+func codes(r Report) []string {
+	var out []string
+	for _, f := range r.Findings {
+		out = append(out, f.Code)
+	}
+	return out
+}
+
+func has(r Report, code string) bool {
+	for _, c := range codes(r) {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+func fixture() []runtime.Object {
+	web := map[string]string{"app": "web"}
+	http := corev1.ContainerPort{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}
+	apiserver := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-apiserver-cp-1", Labels: map[string]string{"component": "kube-apiserver"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "kube-apiserver", Command: []string{"kube-apiserver", "--service-node-port-range=30000-31000"}}}}}
+	np := svc("shop", "np", corev1.ServiceTypeNodePort, web, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: 32000, Protocol: corev1.ProtocolTCP})
+	lb := svc("shop", "lb", corev1.ServiceTypeLoadBalancer, web, corev1.ServicePort{Port: 80, TargetPort: intstr.FromString("http"), NodePort: 30080, Protocol: corev1.ProtocolTCP})
+	lb.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	lbNone := svc("shop", "lbnone", corev1.ServiceTypeNodePort, map[string]string{"app": "idle"}, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: 30081, Protocol: corev1.ProtocolTCP})
+	lbNone.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	ext := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "10.1.2.3"}}
+	headless := svc("shop", "db", corev1.ServiceTypeClusterIP, web, corev1.ServicePort{Port: 8080, Protocol: corev1.ProtocolTCP})
+	headless.Spec.ClusterIP, headless.Spec.ClusterIPs = corev1.ClusterIPNone, []string{corev1.ClusterIPNone}
+	notReady := pod("shop", "idle-1", "node-2", map[string]string{"app": "idle"}, http)
+	notReady.Status.Phase = corev1.PodPending
+	return []runtime.Object{
+		node("node-1", "192.168.1.11"), node("node-2", "192.168.1.12"), apiserver,
+		pod("shop", "web-1", "node-1", web, http),
+		notReady,
+		svc("shop", "web", corev1.ServiceTypeClusterIP, web, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
+		svc("shop", "nomatch", corev1.ServiceTypeClusterIP, map[string]string{"app": "ghost"}, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
+		svc("shop", "badport", corev1.ServiceTypeClusterIP, web, corev1.ServicePort{Name: "a", Port: 80, TargetPort: intstr.FromInt32(9090), Protocol: corev1.ProtocolTCP},
+			corev1.ServicePort{Name: "b", Port: 81, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP}),
+		np, lb, lbNone, ext, headless,
+		slice("shop", "web", 8080, ep("10.244.1.5", "node-1", "web-1", true)),
+		slice("shop", "lb", 8080, ep("10.244.1.5", "node-1", "web-1", true)),
+		slice("shop", "lbnone", 8080, ep("10.244.2.7", "node-2", "idle-1", false)),
+		slice("shop", "db", 8080, ep("10.244.1.5", "node-1", "web-1", true)),
+	}
+}
+
+func explainAll(t *testing.T, o Options) map[string]Report {
+	t.Helper()
+	c := fake.NewClientset(fixture()...)
+	o.Namespace, o.All = "shop", true
+	reps, err := Explain(context.Background(), c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]Report{}
+	for _, r := range reps {
+		m[r.Name] = r
+	}
+	return m
+}
+
+func TestExplainFindsEachMistake(t *testing.T) {
+	m := explainAll(t, Options{})
+	if len(m) != 8 {
+		t.Fatalf("want 8 services, got %d", len(m))
+	}
+	web := m["web"]
+	if len(web.Findings) != 0 || web.DNSName != "web.shop.svc.cluster.local" || len(web.Endpoints.Ready) != 1 || web.Endpoints.Ready[0].Pod != "web-1" {
+		t.Errorf("healthy web: %+v", web)
+	}
+	if !has(m["nomatch"], CodeSelectorMatchesNoPod) {
+		t.Errorf("nomatch: %v", codes(m["nomatch"]))
+	}
+	bp := m["badport"]
+	n := 0
+	for _, f := range bp.Findings {
+		if f.Code == CodeTargetPortNotExposed {
+			n++
+			if !strings.Contains(f.Message, "http=8080") {
+				t.Errorf("finding should list declared ports: %s", f.Message)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("badport: want 2 target-port findings (numeric and named), got %v", codes(bp))
+	}
+	np := m["np"]
+	if !has(np, CodeNodePortOutOfRange) || np.NodePortRange != "30000-31000" {
+		t.Errorf("np: range %s, %v", np.NodePortRange, codes(np))
+	}
+	if len(np.NodeAccess) != 2 || np.NodeAccess[0].Address != "192.168.1.11" || np.NodeAccess[0].NodePort != 32000 {
+		t.Errorf("np node access: %+v", np.NodeAccess)
+	}
+	lb := m["lb"]
+	if !has(lb, CodeLocalPolicyPartial) || has(lb, CodeLocalPolicyNoEndpoints) || !has(lb, CodeLoadBalancerPending) {
+		t.Errorf("lb: %v", codes(lb))
+	}
+	if lb.LoadBalancer == nil || !lb.LoadBalancer.Pending || !strings.Contains(lb.LoadBalancer.Reason, "bare metal") || len(lb.LoadBalancer.Fixes) == 0 {
+		t.Errorf("lb pending reason: %+v", lb.LoadBalancer)
+	}
+	if has(lb, CodeTargetPortNotExposed) {
+		t.Errorf("named targetPort http exists: %v", lb.Findings)
+	}
+	for _, a := range lb.NodeAccess {
+		if a.LocalEndpoint == nil || *a.LocalEndpoint != (a.Node == "node-1") {
+			t.Errorf("local endpoint flag wrong for %s", a.Node)
+		}
+	}
+	ln := m["lbnone"]
+	if !has(ln, CodeLocalPolicyNoEndpoints) || !has(ln, CodeNoReadyEndpoints) || len(ln.Endpoints.NotReady) != 1 {
+		t.Errorf("lbnone: %v %+v", codes(ln), ln.Endpoints)
+	}
+	if !has(m["ext"], CodeExternalNameIsIP) || m["ext"].ExternalName != "10.1.2.3" {
+		t.Errorf("ext: %v", codes(m["ext"]))
+	}
+	db := m["db"]
+	if !db.Headless || len(db.ClusterIPs) != 0 || len(db.Findings) != 0 {
+		t.Errorf("headless: %+v", db)
+	}
+	if m["web"].Worst() != "" || m["np"].Worst() != SeverityError || m["lb"].Worst() != SeverityWarning {
+		t.Errorf("worst: %q %q %q", m["web"].Worst(), m["np"].Worst(), m["lb"].Worst())
+	}
+}
+
+func TestNodePortRangeOverrideAndLBController(t *testing.T) {
+	r := PortRange{Base: 30000, Size: 5000}
+	m := explainAll(t, Options{NodePortRange: &r})
+	if has(m["np"], CodeNodePortOutOfRange) {
+		t.Errorf("32000 is inside 30000-34999")
+	}
+	// A MetalLB controller changes the pending reason.
+	objs := append(fixture(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "metallb-controller-7c9"}})
+	c := fake.NewClientset(objs...)
+	reps, err := Explain(context.Background(), c, Options{Namespace: "shop", Names: []string{"svc/lb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || !strings.Contains(reps[0].LoadBalancer.Reason, "metallb-controller") {
+		t.Errorf("reason: %+v", reps[0].LoadBalancer)
+	}
+}
+
+func TestSelectionErrorsAndJSON(t *testing.T) {
+	c := fake.NewClientset(fixture()...)
+	if _, err := Explain(context.Background(), c, Options{Namespace: "shop", Names: []string{"missing"}}); err == nil || !strings.Contains(err.Error(), `service "missing" not found`) {
+		t.Errorf("missing: %v", err)
+	}
+	if _, err := Explain(context.Background(), c, Options{Namespace: "shop", Names: []string{"deploy/web"}}); err == nil {
+		t.Error("deploy/web accepted")
+	}
+	reps, err := Explain(context.Background(), c, Options{AllNamespaces: true})
+	if err != nil || len(reps) != 8 {
+		t.Fatalf("-A: %d %v", len(reps), err)
+	}
+	b, _ := json.Marshal(reps[0])
+	for _, k := range []string{`"namespace"`, `"dnsName"`, `"ports"`, `"endpoints"`, `"ready"`, `"notReady"`, `"findings"`, `"paths"`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("json lacks %s: %s", k, b)
+		}
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	r, err := ParsePortRange("30000-32767")
+	if err != nil || r != DefaultNodePortRange || r.String() != "30000-32767" || !r.Contains(32767) || r.Contains(32768) {
+		t.Errorf("%v %v", r, err)
+	}
+	for _, bad := range []string{"", "a-b", "3-1", "1-70000"} {
+		if _, err := ParsePortRange(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestTypesCatalogue(t *testing.T) {
+	ts := Types()
+	want := []string{"ClusterIP", "Headless (ClusterIP: None)", "NodePort", "LoadBalancer", "ExternalName"}
+	if len(ts) != len(want) {
+		t.Fatalf("%d types", len(ts))
+	}
+	for i, w := range want {
+		if ts[i].Type != w || ts[i].ReachableBy == "" || ts[i].Cost == "" || ts[i].UseWhen == "" || len(ts[i].Creates) == 0 {
+			t.Errorf("type %d: %+v", i, ts[i])
+		}
+	}
+	if ts[3].BuildsOn != "NodePort (and so ClusterIP)" || ts[2].BuildsOn != "ClusterIP" {
+		t.Error("LoadBalancer builds on NodePort builds on ClusterIP")
+	}
+}
