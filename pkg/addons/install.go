@@ -119,13 +119,27 @@ func (c *Cluster) Install(ctx context.Context, a Addon, manifests []Manifest, o 
 	for _, m := range manifests {
 		inv.Manifests = append(inv.Manifests, Manifest{File: m.File, Origin: m.Origin, SHA256: m.SHA256, VerifiedBy: m.VerifiedBy})
 	}
-	// Record the inventory before applying, so an interrupted install can
-	// still be uninstalled; it is rewritten with the final list below.
-	if prev == nil {
-		if err := c.writeInventory(ctx, &Inventory{Addon: a.Name, Version: a.Version, Manifests: inv.Manifests, Options: inv.Options}); err != nil {
-			return nil, err
+	// If applying stops half-way, record what was applied (and what an
+	// earlier install had), so that uninstall can still remove it.
+	applied := false
+	defer func() {
+		if applied || len(inv.Objects) == 0 {
+			return
 		}
-	}
+		partial := &Inventory{Addon: inv.Addon, Version: inv.Version, Manifests: inv.Manifests, Options: inv.Options, Objects: inv.Objects}
+		have := map[Ref]bool{}
+		for _, e := range inv.Objects {
+			have[e.Ref] = true
+		}
+		if prev != nil {
+			for _, e := range prev.Objects {
+				if !have[e.Ref] {
+					partial.Objects = append(partial.Objects, e)
+				}
+			}
+		}
+		_ = c.writeInventory(context.WithoutCancel(ctx), partial)
+	}()
 
 	o.Progress.Start("applying %s %s (%d objects, server-side apply as %s)", a.Name, a.Version, len(plan), FieldManager)
 	var crds []string
@@ -213,6 +227,7 @@ func (c *Cluster) Install(ctx context.Context, a Addon, manifests []Manifest, o 
 	if err := c.writeInventory(ctx, inv); err != nil {
 		return res, err
 	}
+	applied = true
 	if o.Wait {
 		if err := c.WaitReady(ctx, inv, o.Timeout, o.Progress); err != nil {
 			return res, err

@@ -72,6 +72,12 @@ func (c *Cluster) Uninstall(ctx context.Context, addon string, timeout time.Dura
 			if !ok && err == nil {
 				break
 			}
+			if e.Kind == "Namespace" && e.APIVersion == "v1" {
+				if why := c.namespaceStuck(wctx, e.Name); why != "" {
+					p.Fail()
+					return res, fmt.Errorf("namespace %s cannot finish deleting: %s", e.Name, why)
+				}
+			}
 			if err := sleep(wctx, c.poll()); err != nil {
 				p.Fail()
 				return res, fmt.Errorf("%s still exists after %s: %w", e.Ref, timeout, err)
@@ -144,4 +150,22 @@ func (c *Cluster) Leftovers(ctx context.Context, inv *Inventory) ([]string, erro
 		}
 	}
 	return out, nil
+}
+
+// namespaceStuck explains why the namespace controller cannot finish
+// deleting ns: most often an aggregated API (metrics.k8s.io of a
+// metrics-server that does not run) fails discovery, and the controller
+// then keeps every namespace Terminating.
+func (c *Cluster) namespaceStuck(ctx context.Context, ns string) string {
+	n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, cond := range n.Status.Conditions {
+		// Give the controller a few retries before calling it stuck.
+		if cond.Type == "NamespaceDeletionDiscoveryFailure" && cond.Status == "True" && time.Since(cond.LastTransitionTime.Time) > 15*time.Second {
+			return cond.Message + " (an unavailable aggregated API blocks namespace deletion: fix or uninstall it, for example `kubectl hacluster addons uninstall metrics-server`, and the namespace goes away)"
+		}
+	}
+	return ""
 }
