@@ -134,7 +134,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "cold build of Kubernetes $K8S_VERSION and kwok $KWOK_VERSION into $BIN"
-log "this takes 5-10 minutes on 2 cores and about 2 GB of RAM; later calls reuse it"
+log "this takes 5-20 minutes on 2 cores (more on a busy machine) and about 3 GB of RAM; later calls reuse it"
 mkdir -p "$TMP" "$BIN"
 
 if [[ $(pinned_version) == "$K8S_VERSION" ]]; then

@@ -277,7 +277,7 @@ func (b *Bed) startComponents(ctx context.Context) error {
 		"--leader-elect=true", "--controllers", "*,bootstrapsigner,tokencleaner",
 		"--cluster-signing-cert-file", p.path("ca.crt"), "--cluster-signing-key-file", p.path("ca.key"),
 		"--root-ca-file", p.path("ca.crt"), "--service-account-private-key-file", p.path("sa.key"),
-		"--use-service-account-credentials=false",
+		"--use-service-account-credentials=true",
 		"--allocate-node-cidrs=true", "--cluster-cidr", PodSubnet, "--service-cluster-ip-range", "10.96.0.0/12",
 		"--cluster-name", "kubernetes")
 	if err != nil {
@@ -501,8 +501,18 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// handedOut remembers the ports freePorts returned, so that beds started in
+// parallel by one test binary never get the same port between the check and
+// the process binding it.
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
 // freePorts returns n TCP ports that are free on every local address.
 func freePorts(n int) ([]int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -510,13 +520,18 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	var ports []int
-	for range n {
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "0.0.0.0:0")
 		if err != nil {
 			return nil, fmt.Errorf("no free port: %w", err)
 		}
 		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		port := l.Addr().(*net.TCPAddr).Port
+		if handedOut[port] {
+			continue
+		}
+		handedOut[port] = true
+		ports = append(ports, port)
 	}
 	return ports, nil
 }

@@ -25,8 +25,11 @@ type pki struct {
 	caPEM  []byte
 }
 
-// certificate validity: long enough for a testbed-up left running for days.
-const certValidity = 30 * 24 * time.Hour
+// Validity as kubeadm issues it: the CA for 10 years, the leaves for 1 year.
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	certValidity = 365 * 24 * time.Hour
+)
 
 func newPKI(dir string) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -41,7 +44,7 @@ func newPKI(dir string) (*pki, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "hacluster-testbed-ca"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certValidity),
+		NotAfter:              now.Add(caValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
