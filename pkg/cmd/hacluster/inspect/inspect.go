@@ -60,6 +60,8 @@ func NewCmd(f *factory.Factory) *cobra.Command {
 		Example: example,
 		Args:    cobra.NoArgs,
 		RunE:    run,
+		// The report already said it all: no usage text after a --fail-on exit code.
+		SilenceUsage: true,
 	}
 	components := &cobra.Command{
 		Use:   "components",
@@ -78,6 +80,8 @@ and the verdict is Failing.`,
 		Example: example,
 		Args:    cobra.NoArgs,
 		RunE:    run,
+		// The report already said it all: no usage text after a --fail-on exit code.
+		SilenceUsage: true,
 	}
 	cmd.AddCommand(components)
 	pf := cmd.PersistentFlags()
