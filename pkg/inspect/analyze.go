@@ -363,9 +363,9 @@ func (a *analyzer) apiServer() {
 	if ep := parseClusterConfiguration(cmData(s.KubeadmConfig, "ClusterConfiguration")).ControlPlaneEndpoint; ep != "" {
 		epHost, _ = splitHostPortDefault(ep, "6443")
 	}
-	for _, p := range []*Probe{s.ServerCert, s.EndpointCert} {
-		if p == nil {
-			continue
+	for i, p := range []*Probe{s.ServerCert, s.EndpointCert} {
+		if p == nil || i == 1 && s.ServerCert != nil && s.ServerCert.Target == p.Target {
+			continue // the kubeconfig talks to the endpoint itself: one certificate
 		}
 		c := Certificate{Target: p.Target, Reachable: p.Reachable}
 		if p.Err != nil {
