@@ -279,7 +279,7 @@ func (r runner) serve() error {
 		return err
 	}
 	logf("HA shape ready after %s", time.Since(start).Round(time.Millisecond))
-	if err := r.kubeProxyLogs(ctx, bed, shape); err != nil {
+	if err := r.kubeProxyLogs(ctx, bed); err != nil {
 		logf("warning: kube-proxy logs: %v", err)
 	}
 
@@ -322,7 +322,7 @@ func (r runner) serve() error {
 
 // kubeProxyLogs gives each kube-proxy pod the start-up lines a real one logs,
 // so that `kubectl logs -n kube-system <kube-proxy pod>` shows its mode.
-func (r runner) kubeProxyLogs(ctx context.Context, bed *testbed.Bed, shape *testbed.ShapeInfo) error {
+func (r runner) kubeProxyLogs(ctx context.Context, bed *testbed.Bed) error {
 	pods, err := bed.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-proxy"})
 	if err != nil {
 		return err
@@ -331,12 +331,12 @@ func (r runner) kubeProxyLogs(ctx context.Context, bed *testbed.Bed, shape *test
 		if p.Status.Phase != corev1.PodRunning {
 			continue
 		}
-		ip := p.Status.HostIP
+		ts := p.CreationTimestamp.UTC().Format("0102 15:04:05.000000")
 		lines := []string{
-			fmt.Sprintf(`I1124 00:00:00.000000       1 server_linux.go:66] "Using iptables proxy"`),
-			fmt.Sprintf(`I1124 00:00:00.000000       1 server.go:698] "Successfully retrieved node IP(s)" IPs=["%s"]`, ip),
-			`I1124 00:00:00.000000       1 server_linux.go:170] "Using iptables Proxier"`,
-			`I1124 00:00:00.000000       1 shared_informer.go:350] "Caches are synced" controller="service config"`,
+			fmt.Sprintf(`I%s       1 server_linux.go:66] "Using iptables proxy"`, ts),
+			fmt.Sprintf(`I%s       1 server.go:698] "Successfully retrieved node IP(s)" IPs=["%s"]`, ts, p.Status.HostIP),
+			fmt.Sprintf(`I%s       1 server_linux.go:170] "Using iptables Proxier"`, ts),
+			fmt.Sprintf(`I%s       1 shared_informer.go:350] "Caches are synced" controller="service config"`, ts),
 		}
 		if err := bed.SetPodLogs(ctx, p.Namespace, p.Name, "kube-proxy", lines); err != nil {
 			return err
