@@ -2,6 +2,7 @@ package proxymode
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -30,6 +31,14 @@ func NodeProxyEndpoint(c kubernetes.Interface, timeout time.Duration) EndpointFu
 			DoRaw(ctx)
 		if err != nil {
 			msg := strings.TrimSpace(err.Error())
+			// client-go does not decode the Status of a raw proxy request:
+			// take the apiserver's reason (e.g. "address not allowed") from the body.
+			var st metav1.Status
+			if body := strings.TrimSpace(string(b)); json.Unmarshal(b, &st) == nil && st.Message != "" {
+				msg = st.Message
+			} else if body != "" && !strings.HasPrefix(body, "{") {
+				msg = body
+			}
 			if len(msg) > 160 {
 				msg = msg[:160] + "..."
 			}
