@@ -255,7 +255,10 @@ func (b *Bed) startComponents(ctx context.Context) error {
 		path := filepath.Join(b.Dir, name+".conf")
 		return path, b.writeKubeconfig(path, b.URL, cn, certPEM, keyPEM)
 	}
-	kcmConf, err := kc("controller-manager", "system:kube-controller-manager")
+	// kubeadm runs the controllers with one ServiceAccount token each
+	// (--use-service-account-credentials); requesting those tokens one by one
+	// costs ~5 s per start, so here the controller-manager is a cluster admin.
+	kcmConf, err := kc("controller-manager", "system:kube-controller-manager", "system:masters")
 	if err != nil {
 		return err
 	}
@@ -277,7 +280,7 @@ func (b *Bed) startComponents(ctx context.Context) error {
 		"--leader-elect=true", "--controllers", "*,bootstrapsigner,tokencleaner",
 		"--cluster-signing-cert-file", p.path("ca.crt"), "--cluster-signing-key-file", p.path("ca.key"),
 		"--root-ca-file", p.path("ca.crt"), "--service-account-private-key-file", p.path("sa.key"),
-		"--use-service-account-credentials=true",
+		"--use-service-account-credentials=false",
 		"--allocate-node-cidrs=true", "--cluster-cidr", PodSubnet, "--service-cluster-ip-range", "10.96.0.0/12",
 		"--cluster-name", "kubernetes")
 	if err != nil {
