@@ -176,6 +176,7 @@ type cluster struct {
 	rangeSource  string
 	lbController string // a load-balancer controller found, "" if none
 	bareMetal    bool
+	cache        map[string]*nsCache
 }
 
 // Explain reads the selected Services and everything around them.
@@ -418,10 +419,11 @@ func explainOne(ctx context.Context, c kubernetes.Interface, cl *cluster, s *cor
 	}
 
 	// Endpoints from EndpointSlices.
-	ready, notReady, err := endpoints(ctx, c, s)
+	nc, err := cl.namespace(ctx, c, s.Namespace)
 	if err != nil {
 		return nil, err
 	}
+	ready, notReady := endpoints(nc.slices[s.Name])
 	r.Endpoints = Endpoints{Ready: ready, NotReady: notReady}
 
 	// Paths in.
@@ -540,13 +542,10 @@ func explainOne(ctx context.Context, c kubernetes.Interface, cl *cluster, s *cor
 		}
 		return r, nil
 	}
-	pods, err := c.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(s.Spec.Selector).String()})
-	if err != nil {
-		return nil, fmt.Errorf("list pods for service %s/%s: %w", s.Namespace, s.Name, err)
-	}
-	live := pods.Items[:0]
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+	sel := labels.SelectorFromSet(s.Spec.Selector)
+	var live []corev1.Pod
+	for _, p := range nc.pods {
+		if sel.Matches(labels.Set(p.Labels)) && p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
 			live = append(live, p)
 		}
 	}
@@ -640,14 +639,41 @@ func targetPortProblem(sp corev1.ServicePort, pods []corev1.Pod) string {
 	return fmt.Sprintf("port %d: targetPort %d is not a container port of the selected Pods (they declare: %s); traffic goes to a port nothing listens on", sp.Port, tp.IntVal, have)
 }
 
-func endpoints(ctx context.Context, c kubernetes.Interface, s *corev1.Service) (ready, notReady []Endpoint, err error) {
-	ready, notReady = []Endpoint{}, []Endpoint{}
-	slices, err := c.DiscoveryV1().EndpointSlices(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + s.Name})
-	if err != nil {
-		return nil, nil, fmt.Errorf("list endpointslices for %s/%s: %w", s.Namespace, s.Name, err)
+// nsCache holds one namespace's Pods and EndpointSlices (by Service name),
+// read once however many of its Services are explained.
+type nsCache struct {
+	pods   []corev1.Pod
+	slices map[string][]discoveryv1.EndpointSlice
+}
+
+func (cl *cluster) namespace(ctx context.Context, c kubernetes.Interface, ns string) (*nsCache, error) {
+	if nc, ok := cl.cache[ns]; ok {
+		return nc, nil
 	}
-	seen := map[string]bool{}
+	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list pods in %s: %w", ns, err)
+	}
+	slices, err := c.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName})
+	if err != nil {
+		return nil, fmt.Errorf("list endpointslices in %s: %w", ns, err)
+	}
+	nc := &nsCache{pods: pods.Items, slices: map[string][]discoveryv1.EndpointSlice{}}
 	for _, sl := range slices.Items {
+		name := sl.Labels[discoveryv1.LabelServiceName]
+		nc.slices[name] = append(nc.slices[name], sl)
+	}
+	if cl.cache == nil {
+		cl.cache = map[string]*nsCache{}
+	}
+	cl.cache[ns] = nc
+	return nc, nil
+}
+
+func endpoints(slices []discoveryv1.EndpointSlice) (ready, notReady []Endpoint) {
+	ready, notReady = []Endpoint{}, []Endpoint{}
+	seen := map[string]bool{}
+	for _, sl := range slices {
 		var ports []int32
 		for _, p := range sl.Ports {
 			if p.Port != nil {
@@ -678,7 +704,7 @@ func endpoints(ctx context.Context, c kubernetes.Interface, s *corev1.Service) (
 	byAddr := func(l []Endpoint) { sort.Slice(l, func(i, j int) bool { return l[i].Address < l[j].Address }) }
 	byAddr(ready)
 	byAddr(notReady)
-	return ready, notReady, nil
+	return ready, notReady
 }
 
 func pendingReason(ctx context.Context, c kubernetes.Interface, cl *cluster, s *corev1.Service, class string) (string, []string) {

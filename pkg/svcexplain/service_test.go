@@ -3,6 +3,7 @@ package svcexplain
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -234,4 +235,35 @@ func TestTypesCatalogue(t *testing.T) {
 	if ts[3].BuildsOn != "NodePort (and so ClusterIP)" || ts[2].BuildsOn != "ClusterIP" {
 		t.Error("LoadBalancer builds on NodePort builds on ClusterIP")
 	}
+}
+
+// BenchmarkExplainAllNamespaces explains 200 Services in 4 namespaces and
+// reports how many API requests that costs (Pods and EndpointSlices are read
+// once per namespace, not once per Service).
+func BenchmarkExplainAllNamespaces(b *testing.B) {
+	var objs []runtime.Object
+	for i := range 5 {
+		objs = append(objs, node("node-"+strconv.Itoa(i), "192.168.1."+strconv.Itoa(10+i)))
+	}
+	for n := range 4 {
+		ns := "ns-" + strconv.Itoa(n)
+		for i := range 50 {
+			name := "svc-" + strconv.Itoa(i)
+			sel := map[string]string{"app": name}
+			objs = append(objs,
+				svc(ns, name, corev1.ServiceTypeNodePort, sel, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: int32(30000 + n*50 + i), Protocol: corev1.ProtocolTCP}),
+				pod(ns, name+"-a", "node-1", sel, corev1.ContainerPort{ContainerPort: 8080}),
+				slice(ns, name, 8080, ep("10.244.1."+strconv.Itoa(i), "node-1", name+"-a", true)))
+		}
+	}
+	c := fake.NewClientset(objs...)
+	b.ResetTimer()
+	for b.Loop() {
+		c.ClearActions()
+		reps, err := Explain(context.Background(), c, Options{AllNamespaces: true})
+		if err != nil || len(reps) != 200 {
+			b.Fatalf("%d %v", len(reps), err)
+		}
+	}
+	b.ReportMetric(float64(len(c.Actions())), "requests/op")
 }

@@ -254,9 +254,9 @@ func PrintService(w io.Writer, r *svcexplain.Report) error {
 					local = "yes"
 				}
 			}
-			rows = append(rows, []string{"    " + a.Node, a.Address + ":" + strconv.Itoa(int(a.NodePort)), a.Type, local})
+			rows = append(rows, []string{a.Node, a.Address + ":" + strconv.Itoa(int(a.NodePort)), a.Type, local})
 		}
-		header := []string{"    NODE", "URL", "ADDRESS TYPE"}
+		header := []string{"NODE", "ADDRESS", "TYPE"}
 		if r.ExternalTrafficPolicy == "Local" {
 			header = append(header, "LOCAL ENDPOINT")
 		} else {
@@ -264,12 +264,16 @@ func PrintService(w io.Writer, r *svcexplain.Report) error {
 				rows[i] = rows[i][:3]
 			}
 		}
-		if err := output.RenderTable(w, header, rows); err != nil {
+		var tb strings.Builder
+		if err := output.RenderTable(&tb, header, rows); err != nil {
 			return err
+		}
+		for _, line := range strings.Split(strings.TrimRight(tb.String(), "\n"), "\n") {
+			fmt.Fprintf(w, "    %s\n", strings.TrimRight(line, " "))
 		}
 	}
 	if lb := r.LoadBalancer; lb != nil && lb.Pending {
-		fmt.Fprintf(w, "  load balancer pending: %s\n", lb.Reason)
+		fmt.Fprintln(w, "  usual fixes for the pending load balancer:")
 		for _, f := range lb.Fixes {
 			fmt.Fprintf(w, "    - %s\n", f)
 		}

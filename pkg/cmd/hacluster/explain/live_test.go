@@ -197,7 +197,7 @@ func TestExplainServicesOnHAShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"Service " + ns + "/lb  type LoadBalancer", "load balancer pending:", "MetalLB", "LOCAL ENDPOINT", "no (dropped)", "externalTrafficPolicy is Local"} {
+	for _, s := range []string{"Service " + ns + "/lb  type LoadBalancer", "usual fixes for the pending load balancer:", "MetalLB", "LOCAL ENDPOINT", "no (dropped)", "externalTrafficPolicy is Local"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("table lacks %q:\n%s", s, table)
 		}
