@@ -1,0 +1,78 @@
+// Command krewmanifest renders the krew-release-bot template (.krew.yaml)
+// against the local dist/ archives into a krew manifest, the way the bot does
+// on a release, except that addURIAndSha hashes dist/<asset name> instead of
+// downloading the asset. The result is checked with krew's rules before it
+// is written (atomically).
+//
+//	go run ./hack/krewmanifest -template .krew.yaml -dist dist -out plugins/hacluster.yaml -tag v0.1.0
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hacluster/hacluster/krew"
+)
+
+func main() {
+	tmpl := flag.String("template", ".krew.yaml", "krew-release-bot template")
+	dist := flag.String("dist", "dist", "directory with the release archives (make dist)")
+	out := flag.String("out", "plugins/hacluster.yaml", "manifest to write (- for stdout)")
+	tag := flag.String("tag", os.Getenv("VERSION"), "release tag, v-prefixed (default $VERSION)")
+	flag.Parse()
+	if err := run(*tmpl, *dist, *out, *tag); err != nil {
+		fmt.Fprintln(os.Stderr, "krewmanifest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(tmplFile, dist, out, tag string) error {
+	if tag == "" {
+		return fmt.Errorf("no tag: pass -tag v1.2.3 or set VERSION")
+	}
+	tmpl, err := os.ReadFile(tmplFile)
+	if err != nil {
+		return err
+	}
+	b, err := krew.Render(tmpl, tag, krew.LocalSha(dist))
+	if err != nil {
+		return err
+	}
+	p, err := krew.Parse(b)
+	if err != nil {
+		return err
+	}
+	if err := krew.Validate(p, "hacluster"); err != nil {
+		return fmt.Errorf("rendered manifest is invalid: %w", err)
+	}
+	if err := krew.CheckPlatforms(p); err != nil {
+		return fmt.Errorf("rendered manifest is invalid: %w", err)
+	}
+	if out == "-" {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "krewmanifest: wrote %s (%s, %d platforms)\n", out, tag, len(p.Spec.Platforms))
+	return nil
+}
