@@ -1,0 +1,698 @@
+package dockerfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// Finding is one problem. Line is 1-based; 0 means the whole file.
+type Finding struct {
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Line     int      `json:"line"`
+	Message  string   `json:"message"`
+	URL      string   `json:"url,omitempty"`
+}
+
+// LintOptions tune Lint.
+type LintOptions struct {
+	// ContextDir, when set, enables the checks that need the build context:
+	// NoDockerignore, CopyIgnoredFile and (from its Go sources) ExposeMismatch.
+	ContextDir string
+	// Port the app listens on; 0 means learn it from ContextDir, if any.
+	Port int
+	// Ignore lists rule IDs (or aliases such as DL3025) to skip everywhere.
+	Ignore []string
+}
+
+// Report is the result of Lint. JSON field names are stable.
+type Report struct {
+	File     string    `json:"file"`
+	Findings []Finding `json:"findings"`
+}
+
+// Count returns how many findings are at least as serious as s.
+func (r *Report) Count(s Severity) int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Severity <= s {
+			n++
+		}
+	}
+	return n
+}
+
+// Fails reports whether a finding reaches threshold.
+func (r *Report) Fails(threshold Severity) bool {
+	return threshold != SeverityNone && r.Count(threshold) > 0
+}
+
+// LintFile reads and lints path.
+func LintFile(path string, o LintOptions) (*Report, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Lint(path, src, o)
+}
+
+var (
+	ignoreInline  = regexp.MustCompile(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
+	ignoreFile    = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
+	checkSkip     = regexp.MustCompile(`^check\s*=\s*(.*)$`)
+	argRef        = regexp.MustCompile(`\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))`)
+	cdCmd         = regexp.MustCompile(`(?:^|&&|\|\||;)\s*cd\s+`)
+	sudoCmd       = regexp.MustCompile(`(?:^|&&|\|\||;|\|)\s*sudo\s`)
+	aptInstall    = regexp.MustCompile(`apt-get\s+(?:-\S+\s+)*install\s+([^;&|]*)`)
+	apkAdd        = regexp.MustCompile(`apk\s+(?:-\S+\s+)*add\s+([^;&|]*)`)
+	goInstall     = regexp.MustCompile(`go\s+install\s+([^;&|]*)`)
+	goBuild       = regexp.MustCompile(`\bgo\s+build\b`)
+	goModDownload = regexp.MustCompile(`\bgo\s+mod\s+download\b`)
+	singlePipe    = regexp.MustCompile(`[^|]\|[^|]`)
+	credValue     = regexp.MustCompile(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
+	secretName    = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
+	secretAllow   = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
+)
+
+var predefinedArgs = map[string]bool{
+	"BUILDPLATFORM": true, "BUILDOS": true, "BUILDARCH": true, "BUILDVARIANT": true,
+	"TARGETPLATFORM": true, "TARGETOS": true, "TARGETARCH": true, "TARGETVARIANT": true,
+	"TARGETSTAGE": true, "BUILDKIT_SBOM_SCAN_STAGE": true,
+}
+
+type stageInfo struct {
+	name       string
+	image      string // base after ARG expansion
+	scratch    bool
+	static     bool // distroless/static: no libc either
+	dynamicGo  bool // a go build without CGO_ENABLED=0 happened here
+	cgoOff     bool // ENV CGO_ENABLED=0
+	line       int
+	workdir    bool
+	user       string
+	hasUser    bool
+	pipefail   bool
+	caBundle   bool
+	copyAll    int // line of a COPY . ., 0 if none
+	exposes    []int
+	exposeLine int
+}
+
+type linterState struct {
+	o        LintOptions
+	findings []Finding
+	inline   map[int]map[string]bool
+	global   map[string]bool
+	meta     map[string]*string
+	stages   []*stageInfo
+	ignored  *patternmatcher.PatternMatcher
+}
+
+func (l *linterState) add(rule string, line int, format string, args ...any) {
+	l.addSev(rule, -1, line, format, args...)
+}
+
+func (l *linterState) addSev(rule string, sev Severity, line int, format string, args ...any) {
+	r, ok := catalogue[rule]
+	if !ok {
+		panic("dockerfile: unknown rule " + rule)
+	}
+	if l.global[rule] || l.inline[line][rule] {
+		return
+	}
+	if sev < 0 {
+		sev = r.Severity
+	}
+	msg := r.Description
+	if format != "" {
+		msg = fmt.Sprintf(format, args...)
+	}
+	l.findings = append(l.findings, Finding{Rule: rule, Severity: sev, Line: line, Message: msg, URL: r.URL})
+}
+
+func splitRules(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
+		out = append(out, canonical(f))
+	}
+	return out
+}
+
+// Lint checks a Dockerfile with BuildKit's parser and the rule catalogue.
+// name is used in the report only. A file that does not parse gives a
+// DL1000 finding, not an error.
+func Lint(name string, src []byte, o LintOptions) (*Report, error) {
+	rep := &Report{File: name, Findings: []Finding{}}
+	l := &linterState{o: o, inline: map[int]map[string]bool{}, global: map[string]bool{}, meta: map[string]*string{}}
+	for _, r := range o.Ignore {
+		for _, id := range splitRules(r) {
+			l.global[id] = true
+		}
+	}
+	l.fileIgnores(src)
+
+	res, err := parser.Parse(bytes.NewReader(src))
+	if err != nil {
+		l.add(RuleParseError, lineOf(err), "%s", err.Error())
+		rep.Findings = l.sorted()
+		return rep, nil
+	}
+	for _, w := range res.Warnings {
+		line := 0
+		if w.Location != nil {
+			line = w.Location.Start.Line
+		}
+		l.add(linter.RuleNoEmptyContinuation.Name, line, "%s", w.Short)
+	}
+	for _, n := range res.AST.Children {
+		for _, c := range n.PrevComment {
+			if m := ignoreInline.FindStringSubmatch(c); m != nil {
+				if l.inline[n.StartLine] == nil {
+					l.inline[n.StartLine] = map[string]bool{}
+				}
+				for _, id := range splitRules(m[1]) {
+					l.inline[n.StartLine][id] = true
+				}
+			}
+		}
+	}
+	if len(res.AST.Children) == 0 {
+		l.add(RuleParseError, 0, "the file has no instructions")
+		rep.Findings = l.sorted()
+		return rep, nil
+	}
+	if first := strings.ToLower(res.AST.Children[0].Value); first != "from" && first != "arg" {
+		l.add("DL3061", res.AST.Children[0].StartLine, "the first instruction is %s: a Dockerfile must begin with FROM or ARG", strings.ToUpper(first))
+		rep.Findings = l.sorted()
+		return rep, nil
+	}
+	l.casing(res.AST)
+
+	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []parser.Range) {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		if _, ok := catalogue[rule]; ok {
+			l.add(rule, line, "%s", msg)
+		}
+	}})
+	stages, metaArgs, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		l.add(RuleParseError, lineOf(err), "%s", err.Error())
+		rep.Findings = l.sorted()
+		return rep, nil
+	}
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			l.meta[kv.Key] = kv.Value
+			l.checkSecret("ARG", kv.Key, kv.Value, line(a.Location()))
+		}
+	}
+	if o.ContextDir != "" {
+		l.contextChecks()
+	}
+	for i := range stages {
+		l.stage(&stages[i], i == len(stages)-1)
+	}
+	rep.Findings = l.sorted()
+	return rep, nil
+}
+
+func (l *linterState) sorted() []Finding {
+	sort.SliceStable(l.findings, func(i, j int) bool { return l.findings[i].Line < l.findings[j].Line })
+	return l.findings
+}
+
+func lineOf(err error) int {
+	var le *parser.LocationError
+	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+		return le.Locations[0][0].Start.Line
+	}
+	return 0
+}
+
+func line(r []parser.Range) int {
+	if len(r) == 0 {
+		return 0
+	}
+	return r[0].Start.Line
+}
+
+func (l *linterState) fileIgnores(src []byte) {
+	for raw := range bytes.Lines(src) {
+		s := strings.TrimSpace(string(raw))
+		if !strings.HasPrefix(s, "#") {
+			continue
+		}
+		s = strings.TrimSpace(strings.TrimPrefix(s, "#"))
+		if m := ignoreFile.FindStringSubmatch(s); m != nil {
+			for _, id := range splitRules(m[1]) {
+				l.global[id] = true
+			}
+		}
+		if m := checkSkip.FindStringSubmatch(s); m != nil {
+			for _, part := range strings.Split(m[1], ";") {
+				if k, v, ok := strings.Cut(part, "="); ok && strings.TrimSpace(k) == "skip" {
+					if strings.TrimSpace(v) == "all" {
+						for id, r := range catalogue {
+							if r.Source == srcBuildKit {
+								l.global[id] = true
+							}
+						}
+						continue
+					}
+					for _, id := range splitRules(v) {
+						l.global[id] = true
+					}
+				}
+			}
+		}
+	}
+}
+
+func (l *linterState) casing(ast *parser.Node) {
+	var upper, lower []int
+	for _, n := range ast.Children {
+		word := strings.Fields(n.Original)
+		if len(word) == 0 {
+			continue
+		}
+		switch word[0] {
+		case strings.ToUpper(word[0]):
+			upper = append(upper, n.StartLine)
+		case strings.ToLower(word[0]):
+			lower = append(lower, n.StartLine)
+		}
+	}
+	minority, want := lower, "uppercase"
+	if len(lower) > len(upper) {
+		minority, want = upper, "lowercase"
+	}
+	for _, ln := range minority {
+		l.add(linter.RuleConsistentInstructionCasing.Name, ln, "Command should use %s to match the rest of the file", want)
+	}
+}
+
+func (l *linterState) contextChecks() {
+	dir := l.o.ContextDir
+	b, err := os.ReadFile(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, os.ErrNotExist) {
+		l.add(RuleNoDockerignore, 0, "no .dockerignore in %s: .git, local binaries and secrets go into the build context", dir)
+	} else if err == nil {
+		if pats, err := ignorefile.ReadAll(bytes.NewReader(b)); err == nil {
+			l.ignored, _ = patternmatcher.New(pats)
+		}
+	}
+	if l.o.Port == 0 {
+		if p, err := Inspect(dir); err == nil {
+			l.o.Port = p.Port
+		}
+	}
+}
+
+// expand replaces $ARG and ${ARG} with the meta ARG defaults; ok is false
+// when a variable has no value.
+func (l *linterState) expand(s string) (string, []string, bool) {
+	var undefined []string
+	ok := true
+	out := argRef.ReplaceAllStringFunc(s, func(m string) string {
+		sm := argRef.FindStringSubmatch(m)
+		name := sm[1] + sm[2]
+		if v, has := l.meta[name]; has {
+			if v == nil || *v == "" {
+				ok = false
+				return ""
+			}
+			return *v
+		}
+		if !predefinedArgs[name] {
+			undefined = append(undefined, name)
+		}
+		ok = false
+		return ""
+	})
+	return out, undefined, ok
+}
+
+func (l *linterState) findStage(name string) *stageInfo {
+	for _, s := range l.stages {
+		if s.name != "" && strings.EqualFold(s.name, name) {
+			return s
+		}
+	}
+	if i, err := strconv.Atoi(name); err == nil && i >= 0 && i < len(l.stages) {
+		return l.stages[i]
+	}
+	return nil
+}
+
+func (l *linterState) stage(st *instructions.Stage, final bool) {
+	si := &stageInfo{name: st.Name, line: line(st.Location)}
+	fromLine := si.line
+	if st.Name != "" {
+		if prev := l.findStage(st.Name); prev != nil && prev.name != "" {
+			l.add(linter.RuleDuplicateStageName.Name, fromLine, "Duplicate stage name %q, stage names should be unique", st.Name)
+		}
+		if n := strings.ToLower(st.Name); n == "scratch" || n == "context" {
+			l.add(linter.RuleReservedStageName.Name, fromLine, "Stage name should not use the same name as reserved stage %q", st.Name)
+		}
+	}
+	if st.Platform != "" {
+		switch {
+		case st.Platform == "$TARGETPLATFORM" || st.Platform == "${TARGETPLATFORM}":
+			l.add(linter.RuleRedundantTargetPlatform.Name, fromLine, "Setting platform to predefined %s in FROM is redundant as this is the default behavior", st.Platform)
+		case !strings.Contains(st.Platform, "$"):
+			l.add(linter.RuleFromPlatformFlagConstDisallowed.Name, fromLine, "FROM --platform flag should not use constant value %q", st.Platform)
+		}
+	}
+	image, undefined, ok := l.expand(st.BaseName)
+	for _, u := range undefined {
+		l.add(linter.RuleUndefinedArgInFrom.Name, fromLine, "FROM argument '%s' is not declared", u)
+	}
+	if !ok && len(undefined) == 0 && strings.TrimSpace(image) == "" {
+		l.add(linter.RuleInvalidDefaultArgInFrom.Name, fromLine, "Default value for ARG %s results in empty or invalid base image name", st.BaseName)
+	}
+	si.image = image
+	if parent := l.findStage(image); parent != nil && !strings.Contains(image, "/") && !strings.Contains(image, ":") {
+		si.scratch, si.static, si.dynamicGo, si.cgoOff = parent.scratch, parent.static, parent.dynamicGo, parent.cgoOff
+		si.workdir, si.user, si.hasUser, si.caBundle = parent.workdir, parent.user, parent.hasUser, parent.caBundle
+	} else if ok {
+		l.checkImageRef(image, fromLine)
+		si.scratch = image == "scratch"
+		si.static = si.scratch || strings.Contains(image, "distroless/static")
+		si.caBundle = !si.scratch
+		if strings.HasSuffix(image, ":nonroot") || strings.Contains(image, ":nonroot-") {
+			si.hasUser, si.user = true, "nonroot"
+		}
+	}
+
+	var prevRun bool
+	counts := map[string][]int{}
+	for _, c := range st.Commands {
+		ln := line(c.Location())
+		isRun := false
+		switch c := c.(type) {
+		case *instructions.RunCommand:
+			isRun = true
+			if prevRun {
+				l.add("DL3059", ln, "")
+			}
+			l.run(si, c, ln)
+		case *instructions.CmdCommand:
+			counts["CMD"] = append(counts["CMD"], ln)
+			l.shellForm(si, "CMD", c.PrependShell, ln)
+		case *instructions.EntrypointCommand:
+			counts["ENTRYPOINT"] = append(counts["ENTRYPOINT"], ln)
+			l.shellForm(si, "ENTRYPOINT", c.PrependShell, ln)
+		case *instructions.HealthCheckCommand:
+			counts["HEALTHCHECK"] = append(counts["HEALTHCHECK"], ln)
+			if si.scratch && c.Health != nil && len(c.Health.Test) > 0 && c.Health.Test[0] == "CMD-SHELL" {
+				l.add(RuleScratchShellForm, ln, "HEALTHCHECK CMD in shell form needs /bin/sh, which a scratch image does not have")
+			}
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				if kv.NoDelim {
+					l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"ENV key=value\" should be used instead of legacy \"ENV key value\" format")
+				}
+				v := kv.Value
+				l.checkSecret("ENV", kv.Key, &v, ln)
+				if kv.Key == "CGO_ENABLED" {
+					si.cgoOff = kv.Value == "0"
+				}
+			}
+		case *instructions.LabelCommand:
+			for _, kv := range c.Labels {
+				if kv.NoDelim {
+					l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"LABEL key=value\" should be used instead of legacy \"LABEL key value\" format")
+				}
+			}
+		case *instructions.ArgCommand:
+			for _, kv := range c.Args {
+				l.checkSecret("ARG", kv.Key, kv.Value, ln)
+			}
+		case *instructions.WorkdirCommand:
+			if !strings.HasPrefix(c.Path, "/") && !strings.HasPrefix(c.Path, "$") && !si.workdir {
+				l.add(linter.RuleWorkdirRelativePath.Name, ln, "Relative workdir %q can have unexpected results if the base image changes", c.Path)
+			}
+			si.workdir = true
+		case *instructions.UserCommand:
+			si.user, si.hasUser = c.User, true
+			if si.scratch {
+				u, _, _ := strings.Cut(c.User, ":")
+				if _, err := strconv.Atoi(u); err != nil && !strings.HasPrefix(u, "$") {
+					l.add(RuleScratchNamedUser, ln, "USER %s in a scratch stage: there is no /etc/passwd to resolve it, use a numeric UID such as 65532", c.User)
+				}
+			}
+		case *instructions.ExposeCommand:
+			si.exposeLine = ln
+			l.expose(si, c.Ports, ln)
+		case *instructions.CopyCommand:
+			l.copyCmd(si, st, c, ln)
+		case *instructions.AddCommand:
+			l.addCmd(c, ln)
+		case *instructions.ShellCommand:
+			si.pipefail = strings.Contains(strings.Join(c.Shell, " "), "pipefail")
+		}
+		prevRun = isRun
+	}
+	for inst, lines := range counts {
+		for _, ln := range lines[:len(lines)-1] {
+			l.add(linter.RuleMultipleInstructionsDisallowed.Name, ln, "Multiple %s instructions should not be used in the same stage because only the last one will be used", inst)
+		}
+	}
+	if final {
+		l.finalStage(si, fromLine)
+	}
+	l.stages = append(l.stages, si)
+}
+
+func (l *linterState) checkImageRef(image string, ln int) {
+	if image == "scratch" || l.findStage(image) != nil {
+		return
+	}
+	ref := image
+	if i := strings.Index(ref, "@"); i >= 0 {
+		return // pinned by digest
+	}
+	tag := ""
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		tag = ref[i+1:]
+	}
+	switch tag {
+	case "":
+		l.add("DL3006", ln, "Always tag the version of an image explicitly: %s", image)
+	case "latest":
+		l.add("DL3007", ln, "Using latest is prone to errors if the image ever updates: pin a version of %s", strings.TrimSuffix(image, ":latest"))
+	}
+}
+
+func (l *linterState) checkSecret(inst, key string, value *string, ln int) {
+	if value != nil && credValue.MatchString(*value) {
+		l.add(RuleSecretInValue, ln, "%s %s holds a credential (%s): it stays in the image history; pass it at run time (docker run -e, a Kubernetes Secret)", inst, key, redact(*value))
+		return
+	}
+	if secretName.MatchString(key) && !secretAllow.MatchString(key) {
+		l.add(linter.RuleSecretsUsedInArgOrEnv.Name, ln, "Do not use ARG or ENV instructions for sensitive data (%s %q)", inst, key)
+	}
+}
+
+func redact(v string) string {
+	if len(v) > 6 {
+		return v[:3] + "…"
+	}
+	return "…"
+}
+
+func (l *linterState) shellForm(si *stageInfo, inst string, shell bool, ln int) {
+	if !shell {
+		return
+	}
+	if si.scratch {
+		l.add(RuleScratchShellForm, ln, "%s in shell form runs /bin/sh -c, which a scratch image does not have: use the JSON form %s [\"/app\"]", inst, inst)
+		return
+	}
+	l.add(linter.RuleJSONArgsRecommended.Name, ln, "JSON arguments recommended for %s to prevent unintended behavior related to OS signals", inst)
+}
+
+func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, ln int) {
+	if si.scratch {
+		l.add(RuleScratchRun, ln, "RUN in a scratch stage: there is no shell or program in it; do this work in the builder stage")
+	}
+	script := strings.Join(c.CmdLine, " ")
+	for _, f := range c.Files {
+		script += "\n" + f.Data
+	}
+	if c.PrependShell || len(c.Files) > 0 {
+		if cdCmd.MatchString(script) {
+			l.add("DL3003", ln, "")
+		}
+		if !si.pipefail && singlePipe.MatchString(" "+script+" ") && !strings.Contains(script, "pipefail") {
+			l.add("DL4006", ln, "")
+		}
+	}
+	if sudoCmd.MatchString(script) {
+		l.add("DL3004", ln, "")
+	}
+	if m := aptInstall.FindStringSubmatch(script); m != nil && unpinned(m[1], "=") {
+		l.add("DL3008", ln, "Pin versions in apt-get install (apt-get install <package>=<version>)")
+	}
+	if m := apkAdd.FindStringSubmatch(script); m != nil {
+		if unpinned(m[1], "=") {
+			l.add("DL3018", ln, "Pin versions in apk add (apk add <package>=<version>)")
+		}
+		if !strings.Contains(script, "--no-cache") {
+			l.add("DL3019", ln, "")
+		}
+	}
+	if m := goInstall.FindStringSubmatch(script); m != nil && unpinned(m[1], "@") {
+		l.add("DL3062", ln, "Pin versions in go install (go install <package>@<version>)")
+	}
+	if goModDownload.MatchString(script) && si.copyAll > 0 {
+		l.add(RuleCopyBeforeModDownload, si.copyAll, "COPY . . (line %d) comes before go mod download (line %d): copy go.mod and go.sum first so the module layer is cached", si.copyAll, ln)
+	}
+	if goBuild.MatchString(script) {
+		static := si.cgoOff || strings.Contains(script, "CGO_ENABLED=0") || strings.Contains(script, "-static")
+		if !static {
+			si.dynamicGo = true
+		}
+	}
+}
+
+func unpinned(args, sep string) bool {
+	for _, a := range strings.Fields(args) {
+		if strings.HasPrefix(a, "-") || strings.HasPrefix(a, "$") || strings.HasPrefix(a, "\\") {
+			continue
+		}
+		if !strings.Contains(a, sep) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *linterState) expose(si *stageInfo, ports []string, ln int) {
+	for _, p := range ports {
+		if strings.Contains(p, ":") {
+			l.add(linter.RuleExposeInvalidFormat.Name, ln, "EXPOSE instruction should not define an IP address or host-port mapping, found '%s'", p)
+			continue
+		}
+		num, proto, hasProto := strings.Cut(p, "/")
+		if hasProto && proto != strings.ToLower(proto) {
+			l.add(linter.RuleExposeProtoCasing.Name, ln, "Defined protocol '%s' in EXPOSE instruction should be lowercase", p)
+		}
+		if strings.Contains(num, "$") {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(num, "-")
+		for _, s := range []string{lo, hi} {
+			if s == "" && isRange || s == "" && !isRange && s == hi {
+				continue
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 65535 {
+				l.add("DL3011", ln, "EXPOSE %s: valid UNIX ports range from 0 to 65535", p)
+				break
+			}
+			si.exposes = append(si.exposes, n)
+		}
+	}
+}
+
+func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instructions.CopyCommand, ln int) {
+	nsrc := len(c.SourcePaths) + len(c.SourceContents)
+	if nsrc > 1 && !strings.HasSuffix(c.DestPath, "/") {
+		l.add("DL3021", ln, "COPY with more than 2 arguments requires the last argument to end with /")
+	}
+	if !strings.HasPrefix(c.DestPath, "/") && !strings.HasPrefix(c.DestPath, "$") && !si.workdir {
+		l.add("DL3045", ln, "COPY to a relative destination %q without WORKDIR set", c.DestPath)
+	}
+	if c.From != "" {
+		from := c.From
+		if st.Name != "" && strings.EqualFold(from, st.Name) {
+			l.add("DL3023", ln, "COPY --from=%s references the stage itself", from)
+			return
+		}
+		src := l.findStage(from)
+		if src == nil && !strings.ContainsAny(from, ":/.$") {
+			l.add("DL3022", ln, "COPY --from=%s does not reference a previously defined stage", from)
+		}
+		for _, p := range c.SourcePaths {
+			if strings.Contains(p, "ca-certificates") || strings.HasPrefix(c.DestPath, "/etc/ssl") {
+				si.caBundle = true
+			}
+		}
+		if src != nil && src.dynamicGo && si.static {
+			l.add(RuleCgoNotDisabled, ln, "stage %q builds Go without CGO_ENABLED=0: the binary needs libc, which %s does not have (\"no such file or directory\" at start)", from, si.image)
+		}
+		return
+	}
+	for _, p := range c.SourcePaths {
+		clean := strings.TrimSuffix(strings.TrimPrefix(p, "./"), "/")
+		if clean == "." || clean == "" {
+			si.copyAll = ln
+		}
+		if strings.HasPrefix(c.DestPath, "/etc/ssl") || strings.Contains(p, "ca-certificates") {
+			si.caBundle = true
+		}
+		if l.ignored != nil && clean != "." && clean != "" && !strings.ContainsAny(clean, "*?[") {
+			if m, err := l.ignored.MatchesOrParentMatches(clean); err == nil && m {
+				l.add(linter.RuleCopyIgnoredFile.Name, ln, "Attempting to Copy file %q that is excluded by .dockerignore", p)
+			}
+		}
+	}
+}
+
+func (l *linterState) addCmd(c *instructions.AddCommand, ln int) {
+	for _, p := range c.SourcePaths {
+		lp := strings.ToLower(p)
+		if strings.Contains(lp, "://") || strings.HasPrefix(lp, "git@") {
+			continue
+		}
+		archive := false
+		for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst"} {
+			if strings.HasSuffix(lp, ext) {
+				archive = true
+			}
+		}
+		if !archive {
+			l.add("DL3020", ln, "Use COPY instead of ADD for files and folders (%s): ADD also fetches URLs and unpacks archives", p)
+			return
+		}
+	}
+}
+
+func (l *linterState) finalStage(si *stageInfo, fromLine int) {
+	if si.scratch && !si.caBundle {
+		l.add(RuleMissingCABundle, fromLine, "")
+	}
+	switch {
+	case si.hasUser && (si.user == "root" || si.user == "0" || strings.HasPrefix(si.user, "0:") || strings.HasPrefix(si.user, "root:")):
+		l.add("DL3002", fromLine, "the final stage runs as USER %s", si.user)
+	case !si.hasUser:
+		l.add(RuleRootFinalStage, fromLine, "")
+	}
+	if l.o.Port > 0 && len(si.exposes) > 0 {
+		for _, p := range si.exposes {
+			if p == l.o.Port {
+				return
+			}
+		}
+		l.add(RuleExposeMismatch, si.exposeLine, "EXPOSE %v but the app listens on %d", si.exposes, l.o.Port)
+	} else if l.o.Port > 0 {
+		l.add(RuleExposeMismatch, fromLine, "the final stage has no EXPOSE; the app listens on %d", l.o.Port)
+	}
+}
