@@ -46,6 +46,12 @@ type Cluster struct {
 // NewCluster builds the clients from a REST config. Discovery is cached in
 // memory only and reset after CRDs are created.
 func NewCluster(cfg *rest.Config) (*Cluster, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// client-go's default (5 requests/s) would make a Calico install
+		// (two requests per object per pass) take tens of seconds.
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

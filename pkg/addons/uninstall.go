@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -153,19 +154,34 @@ func (c *Cluster) Leftovers(ctx context.Context, inv *Inventory) ([]string, erro
 }
 
 // namespaceStuck explains why the namespace controller cannot finish
-// deleting ns: most often an aggregated API (metrics.k8s.io of a
+// deleting ns: an aggregated API (typically metrics.k8s.io of a
 // metrics-server that does not run) fails discovery, and the controller
-// then keeps every namespace Terminating.
+// then keeps every namespace Terminating. It reports only a current
+// failure: the condition is older than a few retries and an APIService is
+// unavailable right now.
 func (c *Cluster) namespaceStuck(ctx context.Context, ns string) string {
 	n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
 		return ""
 	}
 	for _, cond := range n.Status.Conditions {
-		// Give the controller a few retries before calling it stuck.
-		if cond.Type == "NamespaceDeletionDiscoveryFailure" && cond.Status == "True" && time.Since(cond.LastTransitionTime.Time) > 15*time.Second {
-			return cond.Message + " (an unavailable aggregated API blocks namespace deletion: fix or uninstall it, for example `kubectl hacluster addons uninstall metrics-server`, and the namespace goes away)"
+		if cond.Type != "NamespaceDeletionDiscoveryFailure" || cond.Status != "True" || time.Since(cond.LastTransitionTime.Time) < 15*time.Second {
+			continue
 		}
+		l, err := c.Dynamic.Resource(apiServiceGVR).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return ""
+		}
+		var down []string
+		for i := range l.Items {
+			if s, _ := c.apiService(ctx, l.Items[i].GetName()); !s.Available {
+				down = append(down, s.Name+" ("+s.Reason+")")
+			}
+		}
+		if len(down) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s; unavailable: %s. An unavailable aggregated API blocks every namespace deletion: fix it or remove it (for metrics-server: `kubectl hacluster addons uninstall metrics-server`), and the namespace goes away", cond.Message, strings.Join(down, ", "))
 	}
 	return ""
 }

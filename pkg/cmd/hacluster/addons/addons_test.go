@@ -393,7 +393,17 @@ func TestAddonsOnHAShape(t *testing.T) {
 	})
 
 	t.Run("uninstall", func(t *testing.T) {
-		for _, n := range []string{"dashboard", "headlamp", "metrics-server", "calico"} {
+		// While the metrics APIService is unavailable, the namespace
+		// controller cannot delete any namespace: uninstall says why.
+		start := time.Now()
+		_, _, err := run(t, kc, "uninstall", "dashboard", "--catalog", good)
+		if err == nil || !strings.Contains(err.Error(), "namespace kubernetes-dashboard cannot finish deleting") || !strings.Contains(err.Error(), "metrics.k8s.io") {
+			t.Fatalf("uninstall dashboard with a broken metrics API: %v", err)
+		}
+		t.Logf("stuck namespace reported after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		// Fixing the cause unblocks it (the namespace controller retries
+		// with a back-off, so dashboard goes last).
+		for _, n := range []string{"metrics-server", "headlamp", "calico", "dashboard"} {
 			start := time.Now()
 			out := mustRun(t, kc, "uninstall", n, "--catalog", good, "-o", "json")
 			var res core.UninstallResult
@@ -405,8 +415,8 @@ func TestAddonsOnHAShape(t *testing.T) {
 			}
 			t.Logf("uninstall %s: %d objects in %s", n, len(res.Objects), time.Since(start).Round(time.Millisecond))
 		}
-		// Reverse order: calico's CRDs went last.
-		_, err := bed.Dynamic.Resource(crdGVR).Get(ctx, poolsCRD, metav1.GetOptions{})
+		// Calico's CRDs went with it (they are deleted last).
+		_, err = bed.Dynamic.Resource(crdGVR).Get(ctx, poolsCRD, metav1.GetOptions{})
 		notFound(t, err, "calico CRD")
 		_, err = cs.CoreV1().Namespaces().Get(ctx, "kubernetes-dashboard", metav1.GetOptions{})
 		notFound(t, err, "dashboard namespace")
