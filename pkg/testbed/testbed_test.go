@@ -400,3 +400,47 @@ func getVia(t *testing.T, bed *Bed, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestNotReadyWithComponents: a NotReady node stays NotReady although kwok
+// and the controllers run (kwok does not manage it), and the shape still settles.
+func TestNotReadyWithComponents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bed := Start(t, Options{Components: true})
+	info, err := bed.ApplyHAShape(ctx, Shape{NotReady: []string{"worker-2"}, Missing: map[string][]string{"cp-3": {"etcd"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.Nodes {
+		if n.Ready != (n.Name != "worker-2") {
+			t.Errorf("info: node %s ready %v", n.Name, n.Ready)
+		}
+	}
+	time.Sleep(2 * time.Second) // give kwok a chance to (wrongly) take the node over
+	w2, err := bed.Client.CoreV1().Nodes().Get(ctx, "worker-2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodeReady(w2) {
+		t.Error("worker-2 is Ready, want NotReady")
+	}
+	w1, err := bed.Client.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nodeReady(w1) {
+		t.Error("worker-1 is not Ready")
+	}
+	if _, err := bed.Client.CoreV1().Pods("kube-system").Get(ctx, "etcd-cp-3", metav1.GetOptions{}); err == nil {
+		t.Error("etcd-cp-3 exists, want it missing")
+	}
+	dns, err := bed.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dns.Items {
+		if p.Spec.NodeName == "worker-2" {
+			t.Errorf("coredns pod %s scheduled on the NotReady node", p.Name)
+		}
+	}
+}
