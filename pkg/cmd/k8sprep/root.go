@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
+	buildcmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/build"
+	dockerfilecmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/dockerfile"
 	stackcmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/stack"
 	"github.com/hacluster/hacluster/pkg/version"
 )
@@ -45,5 +47,7 @@ network, and exports the same stack as Kubernetes manifests.`,
 	)
 	// subcommands: root.AddCommand(<pkg>.NewCmd(dockerCLI)...), one line each
 	root.AddCommand(stackcmd.NewCmd(dockerCLI)...)
+	root.AddCommand(dockerfilecmd.NewCmd(dockerCLI))
+	root.AddCommand(buildcmd.NewCmd(dockerCLI))
 	return root
 }
