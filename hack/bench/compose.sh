@@ -4,14 +4,14 @@
 # (docker network create, docker run MySQL, docker build, docker run the app)
 # plus a wait loop, and prints the ratio (goal: at most 1.2x).
 #
-# Usage: hack/bench/compose.sh [ROUNDS]   (default 3; the median of each side counts)
+# Usage: hack/bench/compose.sh [ROUNDS]   (default 5; the median of each side counts)
 # Needs: `make build images` and a Docker engine.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-ROUNDS=${1:-3}
+ROUNDS=${1:-5}
 MYSQL_IMAGE=hacluster.local/mariadb:10.11
-PLUGIN=$ROOT/bin/docker-k8sprep
+PLUGIN=${K8SPREP_PLUGIN:-$ROOT/bin/docker-k8sprep}
 [ -x "$PLUGIN" ] || (cd "$ROOT" && go build -o bin/ ./cmd/docker-k8sprep)
 docker image inspect "$MYSQL_IMAGE" hacluster.local/golang:1.26 >/dev/null || { echo "run \`make images\` first" >&2; exit 1; }
 
@@ -19,9 +19,13 @@ WORK=$(mktemp -d)
 export DOCKER_CONFIG=$WORK/docker-config
 mkdir -p "$DOCKER_CONFIG/cli-plugins"
 ln -s "$PLUGIN" "$DOCKER_CONFIG/cli-plugins/docker-k8sprep"
+# One copy per side: compose-run adds .k8sprep/ to its folder, which would
+# change the article side's build context and defeat its layer cache.
 APP=$WORK/goapp
-mkdir -p "$APP"
+APP_MAN=$WORK/goapp-manual
+mkdir -p "$APP" "$APP_MAN"
 cp "$ROOT"/examples/goapp/* "$APP"/
+cp "$ROOT"/examples/goapp/* "$APP_MAN"/
 ID=$$
 K8=bench-k8sprep-$ID
 MAN=bench-manual-$ID
@@ -48,7 +52,7 @@ manual_up() {
 	docker run -d --name "$MAN-mysql" --network "$MAN-net" -p 127.0.0.1::3306 \
 		-e MYSQL_ROOT_PASSWORD=rootpw -e MYSQL_DATABASE=app -e MYSQL_USER=app -e MYSQL_PASSWORD=apppw \
 		"$MYSQL_IMAGE" >/dev/null
-	docker build -q -t "$MAN-app" "$APP" >/dev/null 2>&1
+	docker build -q -t "$MAN-app" "$APP_MAN" >/dev/null 2>&1
 	until docker exec "$MAN-mysql" mariadb --protocol=tcp -h127.0.0.1 -uapp -papppw app -e 'SELECT 1' >/dev/null 2>&1; do sleep 0.2; done
 	docker run -d --name "$MAN-app" --network "$MAN-net" -p "$PORT_MAN:8080" \
 		-e DB_HOST="$MAN-mysql" -e DB_PORT=3306 -e DB_USER=app -e DB_PASSWORD=apppw -e DB_NAME=app \

@@ -113,7 +113,8 @@ func Build(s *stack.Stack, password, rootPassword string, config []byte, o Optio
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Name: secretName(s), Labels: labelsFor(s, "database")},
 		Type:       corev1.SecretTypeOpaque,
-		StringData: map[string]string{keyPassword: password, keyRootPassword: rootPassword},
+		// data, not stringData: a second `kubectl apply` then reports "unchanged".
+		Data: map[string][]byte{keyPassword: []byte(password), keyRootPassword: []byte(rootPassword)},
 	}
 
 	mysqlLabels := labelsFor(s, "database")
@@ -181,8 +182,12 @@ func Build(s *stack.Stack, password, rootPassword string, config []byte, o Optio
 				Spec: corev1.PersistentVolumeClaimSpec{
 					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 					StorageClassName: nonEmpty(o.StorageClass),
+					VolumeMode:       ptr(corev1.PersistentVolumeFilesystem),
 					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: storage}},
 				},
+				// The API server stores these two defaults in the template; written
+				// out, a second `kubectl apply` finds nothing to change.
+				Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending},
 			}},
 		},
 	}
@@ -317,21 +322,32 @@ func Marshal(m Manifest) ([]byte, error) {
 }
 
 func prune(v any) {
+	if top, ok := v.(map[string]any); ok {
+		delete(top, "status")
+	}
+	pruneNested(v)
+}
+
+// pruneNested drops null creationTimestamps and the empty structs Go
+// marshals for unset strategies and metadata.
+func pruneNested(v any) {
 	switch x := v.(type) {
 	case map[string]any:
-		delete(x, "status")
 		if ts, ok := x["creationTimestamp"]; ok && ts == nil {
 			delete(x, "creationTimestamp")
 		}
 		for k, c := range x {
-			prune(c)
-			if m, ok := c.(map[string]any); ok && len(m) == 0 && k == "metadata" {
-				delete(x, k)
+			pruneNested(c)
+			if m, ok := c.(map[string]any); ok && len(m) == 0 {
+				switch k {
+				case "metadata", "strategy", "updateStrategy":
+					delete(x, k)
+				}
 			}
 		}
 	case []any:
 		for _, c := range x {
-			prune(c)
+			pruneNested(c)
 		}
 	}
 }

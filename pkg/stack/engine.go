@@ -114,6 +114,11 @@ func labels(s *Stack, service, hash string) map[string]string {
 	return l
 }
 
+func withImage(l map[string]string, image string) map[string]string {
+	l[LabelImage] = image
+	return l
+}
+
 // notOwned is the error for a name taken by something the stack did not create.
 func notOwned(kind, name string, s *Stack) error {
 	return fmt.Errorf("a %s named %q already exists and was not created by stack %q (no %s=%s label); "+
@@ -184,76 +189,56 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		return nil, err
 	}
 
-	// MySQL and the app image build are independent: build while MySQL starts.
-	type built struct {
-		id  string
-		err error
+	// The app side (image build, config copy, container creation) does not
+	// need MySQL: it runs while MySQL starts; only the app's start waits.
+	appCtx, cancelApp := context.WithCancel(ctx)
+	defer cancelApp()
+	type appReady struct {
+		prep *prepared
+		err  error
 	}
-	buildDone := make(chan built, 1)
-	buildCtx, cancelBuild := context.WithCancel(ctx)
-	defer cancelBuild()
-	if s.App.Build != "" {
-		build := r.Build
-		if build == nil {
-			build = ClassicBuild
-		}
-		go func() {
-			id, err := build(buildCtx, r.API, BuildRequest{
-				ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
-				Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
-			})
-			buildDone <- built{id, err}
-		}()
-	} else {
-		go func() {
-			insp, err := r.API.ImageInspect(buildCtx, s.App.Image)
-			if cerrdefs.IsNotFound(err) {
-				err = fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
-			}
-			buildDone <- built{insp.ID, err}
-		}()
+	appDone := make(chan appReady, 1)
+	go func() {
+		prep, cfgPath, err := r.prepareApp(appCtx, s, config, secrets.Password, existing[ServiceApp])
+		res.Config = cfgPath
+		appDone <- appReady{prep, err}
+	}()
+	abort := func(err error) (*Result, error) {
+		p.Fail()
+		cancelApp()
+		<-appDone
+		return nil, err
 	}
 
 	p.Start("starting MySQL (%s)", s.MySQL.Image)
-	dbSvc, err := r.upMySQL(ctx, s, mysqlImage.ID, secrets, existing[ServiceMySQL])
+	dbPrep, err := r.prepare(ctx, s, r.mysqlSpec(s, mysqlImage.ID, secrets), existing[ServiceMySQL])
 	if err != nil {
-		p.Fail()
-		cancelBuild()
-		<-buildDone
-		return nil, err
+		return abort(err)
+	}
+	dbSvc, err := r.start(ctx, dbPrep)
+	if err != nil {
+		return abort(err)
 	}
 	p.Done()
 	p.Start("waiting until MySQL accepts queries as %s over TCP", s.MySQL.User)
 	if err := r.waitMySQL(ctx, s, dbSvc, secrets.Password); err != nil {
-		p.Fail()
-		cancelBuild()
-		<-buildDone
-		return nil, err
+		return abort(err)
 	}
 	p.Done()
 
-	p.Start("building the app image %s", s.App.Image)
-	b := <-buildDone
-	if b.err != nil {
+	if s.App.Build != "" {
+		p.Start("building the app image %s", s.App.Image)
+	} else {
+		p.Start("preparing the app (%s)", s.App.Image)
+	}
+	app := <-appDone
+	if app.err != nil {
 		p.Fail()
-		return nil, b.err
+		return nil, app.err
 	}
 	p.Done()
-
-	if config != nil {
-		path := filepath.Join(s.StateDir(), filepath.Base(s.App.Config.File))
-		if err := s.ensureStateDir(s.StateDir()); err != nil {
-			return nil, err
-		}
-		// 0644 so that a non-root app user can read the mounted file; the
-		// folder is 0700, so other host users cannot.
-		if err := WriteFileAtomic(path, config, 0o644); err != nil {
-			return nil, err
-		}
-		res.Config = path
-	}
 	p.Start("starting the app")
-	appSvc, err := r.upApp(ctx, s, b.id, config, res.Config, secrets.Password, existing[ServiceApp])
+	appSvc, err := r.start(ctx, app.prep)
 	if err != nil {
 		p.Fail()
 		return nil, err
@@ -416,7 +401,7 @@ func sha(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (r *Runner) upMySQL(ctx context.Context, s *Stack, imageID string, sec *Secrets, cur *container.InspectResponse) (*Service, error) {
+func (r *Runner) mysqlSpec(s *Stack, imageID string, sec *Secrets) *spec {
 	pw := []byte(sec.Password + "\n")
 	root := []byte(sec.RootPassword + "\n")
 	hostIP := "127.0.0.1"
@@ -437,10 +422,47 @@ func (r *Runner) upMySQL(ctx context.Context, s *Stack, imageID string, sec *Sec
 		Files:  map[string]string{"mysql-password": sha(pw), "mysql-root-password": sha(root)},
 		copy:   map[string][]byte{"mysql-password": pw, "mysql-root-password": root},
 	}
-	return r.reconcile(ctx, s, sp, cur)
+	return sp
 }
 
-func (r *Runner) upApp(ctx context.Context, s *Stack, imageID string, config []byte, configPath, password string, cur *container.InspectResponse) (*Service, error) {
+// prepareApp builds (or finds) the app image, writes the config copy and
+// creates the app container without starting it.
+func (r *Runner) prepareApp(ctx context.Context, s *Stack, config []byte, password string, cur *container.InspectResponse) (*prepared, string, error) {
+	var imageID string
+	if s.App.Build != "" {
+		build := r.Build
+		if build == nil {
+			build = ClassicBuild
+		}
+		id, err := build(ctx, r.API, BuildRequest{
+			ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
+			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		imageID = id
+	} else {
+		insp, err := r.API.ImageInspect(ctx, s.App.Image)
+		if cerrdefs.IsNotFound(err) {
+			return nil, "", fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
+		} else if err != nil {
+			return nil, "", err
+		}
+		imageID = insp.ID
+	}
+	configPath := ""
+	if config != nil {
+		configPath = filepath.Join(s.StateDir(), filepath.Base(s.App.Config.File))
+		if err := s.ensureStateDir(s.StateDir()); err != nil {
+			return nil, "", err
+		}
+		// 0644 so that a non-root app user can read the mounted file; the
+		// folder is 0700, so other host users cannot.
+		if err := WriteFileAtomic(configPath, config, 0o644); err != nil {
+			return nil, "", err
+		}
+	}
 	env := map[string]string{}
 	for k, v := range s.App.Env {
 		env[k] = v
@@ -461,43 +483,65 @@ func (r *Runner) upApp(ctx context.Context, s *Stack, imageID string, config []b
 		sp.Env = append(sp.Env, k+"="+v)
 	}
 	sort.Strings(sp.Env)
-	return r.reconcile(ctx, s, sp, cur)
+	prep, err := r.prepare(ctx, s, sp, cur)
+	return prep, configPath, err
 }
 
-// reconcile keeps, starts or (re)creates one container so that it matches sp.
-func (r *Runner) reconcile(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*Service, error) {
+// prepared is a container that matches its spec, possibly not yet started.
+type prepared struct {
+	id, action string
+	needStart  bool
+	remove     bool // remove it when it fails to start (it never ran)
+}
+
+// prepare keeps, or (re)creates without starting, one container so that it
+// matches sp. Only containers of the stack are ever passed in as cur.
+func (r *Runner) prepare(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*prepared, error) {
 	h := sp.hash()
 	action := "created"
 	if cur != nil {
-		switch {
-		case cur.Config.Labels[LabelHash] == h && cur.State != nil && cur.State.Running:
-			action = "unchanged"
-		case cur.Config.Labels[LabelHash] == h:
-			action = "started"
-			if _, err := r.API.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{}); err != nil {
-				return nil, startError(sp.Name, err)
+		if cur.Config.Labels[LabelHash] == h {
+			if cur.State != nil && cur.State.Running {
+				return &prepared{id: cur.ID, action: "unchanged"}, nil
 			}
-		default:
-			action = "recreated"
-			if _, err := r.API.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-				return nil, fmt.Errorf("removing the old %s container: %w", sp.Service, err)
-			}
+			return &prepared{id: cur.ID, action: "started", needStart: true}, nil
+		}
+		action = "recreated"
+		if _, err := r.API.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			return nil, fmt.Errorf("removing the old %s container: %w", sp.Service, err)
 		}
 	}
-	if action == "created" || action == "recreated" {
-		if err := r.create(ctx, s, sp, h); err != nil {
-			return nil, err
-		}
-	}
-	svc, err := r.describe(ctx, sp.Name)
+	id, err := r.create(ctx, s, sp, h)
 	if err != nil {
 		return nil, err
 	}
-	svc.Action = action
+	return &prepared{id: id, action: action, needStart: true, remove: true}, nil
+}
+
+// start starts a prepared container when needed and describes it.
+func (r *Runner) start(ctx context.Context, p *prepared) (*Service, error) {
+	if p.needStart {
+		if _, err := r.API.ContainerStart(ctx, p.id, client.ContainerStartOptions{}); err != nil {
+			name := p.id
+			if c, ierr := r.API.ContainerInspect(ctx, p.id, client.ContainerInspectOptions{}); ierr == nil {
+				name = strings.TrimPrefix(c.Container.Name, "/")
+			}
+			if p.remove {
+				// Ours and never ran: remove it so that a rerun starts clean.
+				r.API.ContainerRemove(context.WithoutCancel(ctx), p.id, client.ContainerRemoveOptions{Force: true})
+			}
+			return nil, startError(name, err)
+		}
+	}
+	svc, err := r.describe(ctx, p.id)
+	if err != nil {
+		return nil, err
+	}
+	svc.Action = p.action
 	return svc, nil
 }
 
-func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) error {
+func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (string, error) {
 	exposed := network.PortSet{}
 	bindings := network.PortMap{}
 	for _, p := range sp.Ports {
@@ -517,7 +561,7 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) error
 		Config: &container.Config{
 			Image:        sp.ImageID,
 			Env:          sp.Env,
-			Labels:       labels(s, sp.Service, h),
+			Labels:       withImage(labels(s, sp.Service, h), sp.Image),
 			ExposedPorts: exposed,
 			Cmd:          sp.Cmd,
 		},
@@ -532,20 +576,15 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) error
 		}},
 	})
 	if err != nil {
-		return fmt.Errorf("creating container %s: %w", sp.Name, err)
+		return "", fmt.Errorf("creating container %s: %w", sp.Name, err)
 	}
 	if len(sp.copy) > 0 {
 		if err := r.copySecrets(ctx, created.ID, sp.copy); err != nil {
 			r.API.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
-			return err
+			return "", err
 		}
 	}
-	if _, err := r.API.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		// Ours and never ran: remove it so that a rerun starts clean.
-		r.API.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
-		return startError(sp.Name, err)
-	}
-	return nil
+	return created.ID, nil
 }
 
 // copySecrets puts the password files into the container before it starts:
@@ -603,7 +642,10 @@ func (r *Runner) service(c *container.InspectResponse) *Service {
 		Stack:     c.Config.Labels[LabelStack],
 		Service:   c.Config.Labels[LabelService],
 		Container: strings.TrimPrefix(c.Name, "/"),
-		Image:     c.Config.Image,
+		Image:     c.Config.Labels[LabelImage],
+	}
+	if svc.Image == "" {
+		svc.Image = c.Config.Image
 	}
 	if c.State != nil {
 		svc.State = string(c.State.Status)
@@ -697,7 +739,7 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(150 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -732,7 +774,7 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(30 * time.Millisecond):
 		}
 	}
 }

@@ -22,6 +22,7 @@ const (
 	LabelStack   = "io.hacluster.k8sprep.stack"
 	LabelService = "io.hacluster.k8sprep.service"
 	LabelHash    = "io.hacluster.k8sprep.hash"
+	LabelImage   = "io.hacluster.k8sprep.image"
 )
 
 // Service names inside a stack.

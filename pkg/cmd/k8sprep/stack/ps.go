@@ -23,7 +23,7 @@ func newPsCmd(dockerCLI command.Cli) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "ps",
-		Short: "List the containers of a stack (or of every stack with --all)",
+		Short: "List the containers of a stack (the current folder's by default, every stack with --all)",
 		Example: `  docker k8sprep ps
   docker k8sprep ps --all -o json`,
 		Args: cobra.NoArgs,
@@ -34,7 +34,7 @@ func newPsCmd(dockerCLI command.Cli) *cobra.Command {
 			}
 			name := ""
 			if !all {
-				if name, err = sel.stackName(); err != nil {
+				if name, err = sel.requireName(); err != nil {
 					return err
 				}
 			}
@@ -59,7 +59,7 @@ func newPsCmd(dockerCLI command.Cli) *cobra.Command {
 	}
 	sel.addFlags(cmd.Flags(), true)
 	registerFileCompletion(cmd)
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "List the containers of every stack (the default when no stack file is found)")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "List the containers of every stack")
 	cmdutil.AddOutputFlag(cmd, &out, output.Table, output.JSON, output.YAML)
 	return cmd
 }

@@ -80,7 +80,7 @@ compose.yaml (an app service plus a mysql/mariadb service).`,
 	fs.StringVar(&o.volume, "volume", "", "Data volume name (default <stack>-mysql-data)")
 	fs.StringVar(&o.network, "network", "", "Network name (default <stack>-net)")
 	fs.IntVar(&o.mysqlPort, "mysql-port", 0, "Publish MySQL on 127.0.0.1:PORT (default: a free port)")
-	fs.BoolVarP(&o.quiet, "quiet", "q", false, "Do not show progress on stderr")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "Do not show progress and notes on stderr")
 	addTimeout(fs, &o.timeout)
 	cmdutil.AddOutputFlag(cmd, &o.output, output.Table, output.JSON, output.YAML)
 	for _, f := range []string{"build"} {
@@ -194,6 +194,9 @@ func (o *upOptions) run(cmd *cobra.Command, dockerCLI command.Cli) error {
 	}
 	if err := printServices(dockerCLI, res.Services, true); err != nil {
 		return err
+	}
+	if o.quiet {
+		return nil
 	}
 	for _, g := range res.Generated {
 		fmt.Fprintf(errOut, "generated password file %s (mode 0600)\n", g)
