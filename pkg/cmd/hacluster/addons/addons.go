@@ -144,7 +144,7 @@ func newList(c *common) *cobra.Command {
 				}
 				rows = append(rows, []string{a.Name, a.Version, a.Status, sha, a.Description})
 			}
-			if err := output.RenderTable(out, []string{"NAME", "VERSION", "STATUS", "SHA256", "DESCRIPTION"}, rows); err != nil {
+			if err := output.RenderTable(out, []string{"NAME", "VERSION", "STATUS", "CHECKSUM", "DESCRIPTION"}, rows); err != nil {
 				return err
 			}
 			for _, a := range cat.Addons {
@@ -548,7 +548,7 @@ the air-gapped side and run ` + "`kubectl hacluster addons install NAME --from D
 				}
 				rows = append(rows, []string{r.Addon, r.Version, r.File, r.SHA256, pin})
 			}
-			if err := output.RenderTable(c.f.Out, []string{"ADDON", "VERSION", "FILE", "SHA256", "CHECK"}, rows); err != nil {
+			if err := output.RenderTable(c.f.Out, []string{"ADDON", "VERSION", "FILE", "CHECKSUM", "PIN"}, rows); err != nil {
 				return err
 			}
 			if unpinned {
