@@ -30,19 +30,7 @@ func NodeProxyEndpoint(c kubernetes.Interface, timeout time.Duration) EndpointFu
 			AbsPath("/api/v1/nodes", node+":"+strconv.Itoa(port), "proxy", "proxyMode").
 			DoRaw(ctx)
 		if err != nil {
-			msg := strings.TrimSpace(err.Error())
-			// client-go does not decode the Status of a raw proxy request:
-			// take the apiserver's reason (e.g. "address not allowed") from the body.
-			var st metav1.Status
-			if body := strings.TrimSpace(string(b)); json.Unmarshal(b, &st) == nil && st.Message != "" {
-				msg = st.Message
-			} else if body != "" && !strings.HasPrefix(body, "{") {
-				msg = body
-			}
-			if len(msg) > 160 {
-				msg = msg[:160] + "..."
-			}
-			return "", fmt.Errorf("%s", msg)
+			return "", fmt.Errorf("%s", apiReason(b, err))
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -238,7 +226,7 @@ func readPodMode(ctx context.Context, c kubernetes.Interface, p *corev1.Pod, lim
 	}
 	b, err := c.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, LimitBytes: &limit}).DoRaw(ctx)
 	if err != nil {
-		ns.Notes = append(ns.Notes, "logs unavailable: "+firstLine(err.Error()))
+		ns.Notes = append(ns.Notes, "logs unavailable: "+apiReason(b, err))
 		return
 	}
 	ev := ModeFromLogs(string(b))
@@ -303,4 +291,19 @@ func AtLeast(v string, major, minor uint) bool {
 		return false
 	}
 	return pv.AtLeast(version.MajorMinor(major, minor))
+}
+
+// apiReason is the one-line reason of a failed raw request. client-go does
+// not decode the Status body of raw (proxy, log) requests and says "the
+// server rejected our request for an unknown reason"; the body has the
+// apiserver's message (e.g. "address not allowed").
+func apiReason(body []byte, err error) string {
+	msg := err.Error()
+	var st metav1.Status
+	if b := strings.TrimSpace(string(body)); json.Unmarshal(body, &st) == nil && st.Message != "" {
+		msg = st.Message
+	} else if b != "" && !strings.HasPrefix(b, "{") {
+		msg = b
+	}
+	return firstLine(msg)
 }

@@ -117,7 +117,7 @@ func Probe(ctx context.Context, c kubernetes.Interface, nodes []string, o ProbeO
 			case p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded:
 				results[i].Error = fmt.Sprintf("probe %s: %q", strings.ToLower(string(p.Status.Phase)), firstLine(string(b)))
 				if lerr != nil {
-					results[i].Error = "probe finished but its log is unreadable: " + firstLine(lerr.Error())
+					results[i].Error = "probe finished but its log is unreadable: " + apiReason(b, lerr)
 				}
 				if p.Status.Phase == corev1.PodFailed && lerr == nil {
 					results[i].Error = fmt.Sprintf("nothing answered on 127.0.0.1:%d/proxyMode (kube-proxy not running, or metrics bound elsewhere): %q", o.Port, firstLine(string(b)))
