@@ -261,3 +261,16 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("cni = %s", c)
 	}
 }
+
+// BenchmarkAnalyze measures collecting (fake clientset) and judging a
+// 1,000-node cluster in process; the real comparison is BenchmarkInspectBigCluster.
+func BenchmarkAnalyze(b *testing.B) {
+	_, src := fakeCluster(fakeShape{Workers: 997})
+	s := Collect(context.Background(), src)
+	s.Now = fakeNow
+	for b.Loop() {
+		if r := Analyze(s, AnalyzeOptions{}); r.NodeSummary.Total != 1000 {
+			b.Fatalf("%d nodes", r.NodeSummary.Total)
+		}
+	}
+}

@@ -115,3 +115,31 @@ func TestLeastPrivilegeTestbed(t *testing.T) {
 		t.Errorf("%d API requests", r.Stats.APIRequests)
 	}
 }
+
+// A bare API server (no kubeadm shape, as on a managed cluster whose control
+// plane is invisible) gives notes, not a crash or made-up findings.
+func TestManagedTestbed(t *testing.T) {
+	bed := testbed.Start(t, testbed.Options{})
+	src, err := NewSource(bed.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Inspect(context.Background(), src, AnalyzeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Cluster.ManagedControlPlane || len(r.ControlPlane) != 0 || r.Etcd.Members != 0 {
+		t.Errorf("managed: %+v, %d control-plane rows, etcd %+v", r.Cluster, len(r.ControlPlane), r.Etcd)
+	}
+	for _, want := range []string{"managed control plane", "no kube-system/kubeadm-config"} {
+		if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, want) }) {
+			t.Errorf("no note %q in %q", want, r.Notes)
+		}
+	}
+	if hasFinding(r, "etcd.members", Error) || hasFinding(r, "leader.missing", Warning) || hasFinding(r, "endpoint.unset", Error) {
+		t.Errorf("findings about what cannot be seen: %+v", nonOK(r))
+	}
+	if !hasFinding(r, "apiserver.readyz", OK) || r.Cluster.KubernetesVersion != bed.Version {
+		t.Errorf("readyz/version not read: %+v %s", nonOK(r), r.Cluster.KubernetesVersion)
+	}
+}
