@@ -1,21 +1,18 @@
 package stack
 
 import (
-	"archive/tar"
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/moby/moby/client"
-	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/hacluster/hacluster/pkg/imagebuild"
 )
 
 // BuildRequest is one image build: the stack needs exactly one call.
@@ -35,10 +32,12 @@ type BuildFunc func(ctx context.Context, api client.APIClient, req BuildRequest)
 var alwaysExcluded = []string{".k8sprep", ".git"}
 
 // ClassicBuild sends the context (honouring .dockerignore) to the engine's
-// builder and returns the built image's ID.
+// builder and returns the built image's ID. It is imagebuild.Build's job
+// plus one rule: the stack's .k8sprep/ folder (generated passwords) never
+// enters a build context, whatever .dockerignore says.
 func ClassicBuild(ctx context.Context, api client.APIClient, req BuildRequest) (string, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarContext(pw, req.ContextDir)) }()
+	go func() { pw.CloseWithError(tarContext(pw, req.ContextDir, req.Dockerfile)) }()
 	res, err := api.ImageBuild(ctx, pr, client.ImageBuildOptions{
 		Tags:        []string{req.Tag},
 		Dockerfile:  filepath.ToSlash(req.Dockerfile),
@@ -87,77 +86,13 @@ func ClassicBuild(ctx context.Context, api client.APIClient, req BuildRequest) (
 	return insp.ID, nil
 }
 
-// tarContext writes dir as a tar stream, skipping what .dockerignore and
-// alwaysExcluded exclude.
-func tarContext(w io.Writer, dir string) error {
-	patterns := append([]string{}, alwaysExcluded...)
-	if f, err := os.Open(filepath.Join(dir, ".dockerignore")); err == nil {
-		p, err := ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf(".dockerignore: %w", err)
-		}
-		patterns = append(patterns, p...)
-	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return fmt.Errorf(".dockerignore: %w", err)
-	}
-	tw := tar.NewWriter(w)
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		skip, err := pm.MatchesOrParentMatches(rel)
-		if err != nil {
-			return err
-		}
-		if skip && rel != "Dockerfile" && rel != ".dockerignore" {
-			if d.IsDir() && !pm.Exclusions() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(path); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = rel
-		if d.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
-		}
-		return nil
-	})
+// tarContext writes dir as a tar stream with pkg/imagebuild's context
+// writer, leaving out what .dockerignore and alwaysExcluded exclude.
+func tarContext(w io.Writer, dir, dockerfile string) error {
+	patterns, err := imagebuild.ReadDockerignore(dir)
 	if err != nil {
 		return err
 	}
-	return tw.Close()
+	_, err = imagebuild.WriteContext(w, dir, dockerfile, append(patterns, alwaysExcluded...))
+	return err
 }

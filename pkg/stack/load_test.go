@@ -197,7 +197,7 @@ func TestContextLeavesOutState(t *testing.T) {
 	write(t, dir, "debug.log", "x")
 	write(t, dir, "main.go", "package main")
 	var buf strings.Builder
-	if err := tarContext(&buf, dir); err != nil {
+	if err := tarContext(&buf, dir, "Dockerfile"); err != nil {
 		t.Fatal(err)
 	}
 	got := buf.String()
