@@ -244,6 +244,27 @@ func fitUI(a Addon, objs []*unstructured.Unstructured, _ Facts, o FitOptions) ([
 		}
 		kept = append(kept, u)
 	}
+	if a.Name == "headlamp" {
+		// Upstream's manifest runs the :latest image: pin it to the version
+		// the catalog names, so re-installs do not drift.
+		if d := find(kept, "Deployment", "headlamp"); d != nil {
+			c, save, err := container(d, "headlamp")
+			if err != nil {
+				return nil, nil, fmt.Errorf("headlamp: %w", err)
+			}
+			img, _ := c["image"].(string)
+			if repo, ok := strings.CutSuffix(img, ":latest"); ok || (img != "" && !strings.Contains(img[strings.LastIndex(img, "/")+1:], ":") && !strings.Contains(img, "@")) {
+				if !ok {
+					repo = img
+				}
+				c["image"] = repo + ":" + a.Version
+				if err := save(); err != nil {
+					return nil, nil, err
+				}
+				notes = append(notes, fmt.Sprintf("headlamp: image %s pinned to %s", img, c["image"]))
+			}
+		}
+	}
 	ns := a.UI.Namespace
 	viewer := ViewerAccount(a.Name)
 	kept = append(kept,

@@ -275,6 +275,10 @@ func TestFitUI(t *testing.T) {
 			}
 		}
 	}
+	c, _, _ := container(find(objs, "Deployment", "headlamp"), "headlamp")
+	if c["image"] != "ghcr.io/headlamp-k8s/headlamp:v0.45.0" {
+		t.Errorf("headlamp image %v, want the :latest of upstream's manifest pinned to the catalog version", c["image"])
+	}
 	if !strings.Contains(strings.Join(notes, "\n"), "read-only") {
 		t.Errorf("notes = %v", notes)
 	}

@@ -256,6 +256,9 @@ func TestAddonsOnHAShape(t *testing.T) {
 		if ms, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{}); err != nil || slices.Contains(ms.Spec.Template.Spec.Containers[0].Args, "--kubelet-insecure-tls") {
 			t.Errorf("metrics-server: %v %v", err, ms.Spec.Template.Spec.Containers[0].Args)
 		}
+		if hl, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "headlamp", metav1.GetOptions{}); err != nil || hl.Spec.Template.Spec.Containers[0].Image != "ghcr.io/headlamp-k8s/headlamp:v0.45.0" {
+			t.Errorf("headlamp image not pinned: %v", err)
+		}
 		if _, err := cs.CoreV1().Secrets("kube-system").Get(ctx, "headlamp-admin", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("headlamp's long-lived admin token Secret: %v", err)
 		}
