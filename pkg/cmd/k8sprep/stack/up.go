@@ -35,7 +35,10 @@ type upOptions struct {
 }
 
 func newComposeRunCmd(dockerCLI command.Cli) *cobra.Command {
-	o := &upOptions{}
+	return composeRunCmd(dockerCLI, &upOptions{})
+}
+
+func composeRunCmd(dockerCLI command.Cli, o *upOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compose-run [flags]",
 		Short: "Run the app and MySQL on a Docker network (creates or reconciles the stack)",
