@@ -3,7 +3,14 @@ package inspect
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -272,5 +279,58 @@ func BenchmarkAnalyze(b *testing.B) {
 		if r := Analyze(s, AnalyzeOptions{}); r.NodeSummary.Total != 1000 {
 			b.Fatalf("%d nodes", r.NodeSummary.Total)
 		}
+	}
+}
+
+func selfSigned(t *testing.T, notAfter time.Time, ips ...string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore: notAfter.Add(-365 * 24 * time.Hour), NotAfter: notAfter, DNSNames: []string{"kubernetes"}}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Certificate expiry and SANs, and fewer registered API servers than pods.
+func TestCertificateAndEndpointFindings(t *testing.T) {
+	_, src := fakeCluster(fakeShape{})
+	s := Collect(context.Background(), src)
+	s.Now = fakeNow
+	s.ServerCert = &Probe{Target: "10.0.0.11:6443", Reachable: true, Cert: selfSigned(t, fakeNow.Add(10*24*time.Hour), "10.0.0.11")}
+	s.EndpointCert = &Probe{Target: "10.0.0.100:6443", Reachable: true, Cert: selfSigned(t, fakeNow.Add(-time.Hour), "10.0.0.100")}
+	s.Slices[0].Endpoints = s.Slices[0].Endpoints[:1]
+	r := Analyze(s, AnalyzeOptions{})
+	for _, want := range []struct {
+		check, subject string
+		sev            Severity
+	}{
+		{"cert.expiry", "10.0.0.11:6443", Warning}, {"cert.san", "10.0.0.11:6443", Error},
+		{"cert.expiry", "10.0.0.100:6443", Error}, {"cert.san", "10.0.0.100:6443", OK},
+		{"apiserver.endpoints", "", Warning},
+	} {
+		if !slices.ContainsFunc(r.Findings, func(f Finding) bool {
+			return f.Check == want.check && f.Subject == want.subject && f.Severity == want.sev
+		}) {
+			t.Errorf("no %s %s for %q; findings %+v", want.sev, want.check, want.subject, r.Findings)
+		}
+	}
+	if len(r.APIServer.Certificates) != 2 || r.APIServer.Certificates[0].DaysLeft != 10 || r.APIServer.Certificates[0].CoversEndpoint {
+		t.Errorf("certificates %+v", r.APIServer.Certificates)
+	}
+	if r.Endpoint.Reachable == nil || !*r.Endpoint.Reachable || r.Verdict != Failing {
+		t.Errorf("endpoint %+v, verdict %s", r.Endpoint, r.Verdict)
 	}
 }

@@ -137,7 +137,11 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 			table([]string{"  CHECK", "STATUS", "MESSAGE"}, rows)
 		}
 	}
-	p("registered in EndpointSlice kubernetes: %d %s\n", r.APIServer.Registered, strings.Join(r.APIServer.Addresses, " "))
+	if r.APIServer.Registered == 0 {
+		p("registered in EndpointSlice kubernetes: none\n")
+	} else {
+		p("registered in EndpointSlice kubernetes: %d (%s)\n", r.APIServer.Registered, strings.Join(r.APIServer.Addresses, ", "))
+	}
 	for _, ct := range r.APIServer.Certificates {
 		if ct.Subject == "" && ct.Error != "" {
 			p("certificate of %s: %s\n", ct.Target, c.Yellow("not read: "+ct.Error))

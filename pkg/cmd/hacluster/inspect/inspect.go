@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,9 @@ const (
 	ExitDegraded = 2 // --fail-on warning and the verdict is Degraded
 	ExitFailing  = 3 // --fail-on warning|error and the verdict is Failing
 )
+
+// Timeout bounds a whole inspection.
+const Timeout = time.Minute
 
 // Options of `inspect components`.
 type Options struct {
@@ -141,6 +145,9 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Never hang on a dead API server: reads still pending then become findings.
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
 	r, err := core.Inspect(ctx, o.source, core.AnalyzeOptions{Node: o.Node})
 	if err != nil {
 		return err
