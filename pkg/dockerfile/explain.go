@@ -84,7 +84,7 @@ func nodeArgs(n *parser.Node) []string {
 
 func isJSON(n *parser.Node) bool { return n.Attributes["json"] }
 
-func flag(n *parser.Node, name string) string {
+func nodeFlag(n *parser.Node, name string) string {
 	for _, f := range n.Flags {
 		if v, ok := strings.CutPrefix(f, "--"+name+"="); ok {
 			return v
@@ -153,7 +153,7 @@ func explainHere(inst string, n *parser.Node, args []string, scratch bool, stage
 		}
 		return form + " CMD vs ENTRYPOINT: ENTRYPOINT fixes the program; arguments after the image name in docker run (or args: in Kubernetes) are appended."
 	case "COPY":
-		if from := flag(n, "from"); from != "" {
+		if from := nodeFlag(n, "from"); from != "" {
 			return fmt.Sprintf("Copies %s from stage or image %q: multi-stage builds keep the compiler out of the final image.", strings.Join(args[:max(len(args)-1, 0)], " "), from)
 		}
 		if len(args) >= 2 && (args[0] == "." || args[0] == "./") {

@@ -74,7 +74,7 @@ var (
 	ignoreFile    = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
 	checkSkip     = regexp.MustCompile(`^check\s*=\s*(.*)$`)
 	argRef        = regexp.MustCompile(`\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))`)
-	cdCmd         = regexp.MustCompile(`(?:^|&&|\|\||;)\s*cd\s+`)
+	cdCmd         = regexp.MustCompile(`(?m)(?:^|&&|\|\||;)\s*cd\s+`)
 	sudoCmd       = regexp.MustCompile(`(?:^|&&|\|\||;|\|)\s*sudo\s`)
 	aptInstall    = regexp.MustCompile(`apt-get\s+(?:-\S+\s+)*install\s+([^;&|]*)`)
 	apkAdd        = regexp.MustCompile(`apk\s+(?:-\S+\s+)*add\s+([^;&|]*)`)

@@ -1,0 +1,4 @@
+FROM golang AS a
+FROM alpine:latest
+USER 1000
+CMD ["true"]

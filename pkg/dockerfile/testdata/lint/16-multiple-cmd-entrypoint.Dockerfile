@@ -1,0 +1,8 @@
+FROM alpine:3.22
+CMD ["a"]
+CMD ["b"]
+ENTRYPOINT ["x"]
+ENTRYPOINT ["y"]
+HEALTHCHECK CMD ["true"]
+HEALTHCHECK CMD ["false"]
+USER 1000

@@ -1,0 +1,2 @@
+RUN echo nope
+FROM alpine:3.22

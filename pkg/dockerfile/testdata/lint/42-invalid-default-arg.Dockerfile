@@ -1,0 +1,4 @@
+ARG IMAGE
+FROM ${IMAGE}
+USER 1000
+CMD ["true"]
