@@ -287,7 +287,10 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	}
 	p := o.progress()
 	rep := InstallReport{Results: []*core.InstallResult{}}
-	for _, a := range o.addons {
+	// Read and verify every manifest before applying any, so a bad
+	// checksum of the last add-on leaves the first one untouched too.
+	manifests := make([][]core.Manifest, len(o.addons))
+	for i, a := range o.addons {
 		p.Start("reading the %s %s manifests", a.Name, a.Version)
 		ms, err := core.Load(ctx, a, core.SourceOptions{From: o.From, SHA256: o.SHA256, HTTP: o.HTTP})
 		if err != nil {
@@ -300,6 +303,10 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 				fmt.Fprintf(o.f.ErrOut, "warning: %s has no checksum to compare with (sha256 %s); applying your local copy as it is\n", m.Origin, m.SHA256)
 			}
 		}
+		manifests[i] = ms
+	}
+	for i, a := range o.addons {
+		ms := manifests[i]
 		res, err := cl.Install(ctx, a, ms, core.InstallOptions{
 			FitOptions: o.FitOptions, DryRun: o.DryRun == "server", ForceConflicts: o.ForceConflicts,
 			Wait: o.Wait, Timeout: o.Timeout, DefaultNamespace: o.ns, Progress: p,

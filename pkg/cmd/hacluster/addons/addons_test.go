@@ -146,10 +146,14 @@ func TestAddonsOnHAShape(t *testing.T) {
 		orig := srv.files["/metrics-server/components.yaml"]
 		srv.files["/tampered/components.yaml"] = bytes.Replace(orig, []byte("--metric-resolution=15s"), []byte("--metric-resolution=1s"), 1)
 		cat := srv.catalog(t, map[string]string{"metrics-server": "/tampered/components.yaml"})
-		_, _, err := run(t, kc, "install", "metrics-server", "--catalog", cat)
+		// calico's manifest is fine, metrics-server's was tampered with:
+		// everything is verified before anything is applied.
+		_, _, err := run(t, kc, "install", "calico", "metrics-server", "--catalog", cat)
 		if err == nil || !strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), sha(orig)) {
 			t.Fatalf("err = %v", err)
 		}
+		_, err = bed.Dynamic.Resource(crdGVR).Get(ctx, poolsCRD, metav1.GetOptions{})
+		notFound(t, err, "calico CRD after another add-on's checksum mismatch")
 		_, err = cs.AppsV1().Deployments("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
 		notFound(t, err, "deployment metrics-server after a checksum mismatch")
 		// The built-in catalog pins nothing: a URL install needs --sha256.
