@@ -230,7 +230,7 @@ func TestRulesReject(t *testing.T) {
 		{"no sha", "sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n    bin: kubectl-hacluster\n  - selector", "sha256: ''\n    bin: kubectl-hacluster\n  - selector", "`sha256` sum is unset"},
 		{"upper sha", "sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n    bin: kubectl-hacluster\n  - selector", "sha256: 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\n    bin: kubectl-hacluster\n  - selector", "not valid"},
 		{"no bin", "bin: kubectl-hacluster\n  - selector", "bin: ''\n  - selector", "`bin` field is unset"},
-		{"empty files", `- {from: "*", to: "."}`, "[]", "`files` is empty"},
+		{"empty files", "files:\n    - {from: \"*\", to: \".\"}", "files: []", "`files` is empty"},
 		{"files no to", `to: "."`, `to: ""`, "`from` or `to`"},
 		{"no selector", "  - selector:\n      matchLabels: {os: linux, arch: amd64}\n", "  - \n", "nil selector"},
 		{"empty matchLabels", "matchLabels: {os: linux, arch: amd64}", "matchLabels: {}", "empty"},
