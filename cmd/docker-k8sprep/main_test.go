@@ -221,7 +221,7 @@ func TestDockerCLIE2E(t *testing.T) {
 	md := checkMetadata(t, r.stdout)
 
 	r = docker1("--help")
-	if r.code != 0 || !regexp.MustCompile(`(?m)^\s+k8sprep\*\s+` + regexp.QuoteMeta(md.ShortDescription)).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`(?m)^\s+k8sprep\*\s+`+regexp.QuoteMeta(md.ShortDescription)).MatchString(r.stdout) {
 		t.Errorf("docker --help does not list `k8sprep*  %s`:\n%s\n%s", md.ShortDescription, r.stdout, r.stderr)
 	}
 
