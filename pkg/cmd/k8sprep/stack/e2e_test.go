@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -341,6 +342,27 @@ mysql:
 	if !strings.Contains(out+errOut, "app | ") || !strings.Contains(out+errOut, "mysql | ") {
 		t.Errorf("logs of both services are not prefixed:\n%s%s", out, errOut)
 	}
+
+	// export k8s: the same credentials as the running stack, refused overwrite, --force.
+	k8sDir := filepath.Join(t.TempDir(), "k8s")
+	out, _ = c.ok("export", "k8s", "-o", k8sDir, "--service-type", "NodePort", "--format", "json")
+	var rep struct {
+		ServiceType string `json:"serviceType"`
+		Files       []struct {
+			File   string `json:"file"`
+			Action string `json:"action"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Files) != 6 || rep.ServiceType != "NodePort" {
+		t.Fatalf("export: %v %s", err, out)
+	}
+	secret, _ := os.ReadFile(filepath.Join(k8sDir, "10-mysql-secret.yaml"))
+	pw, _ := os.ReadFile(filepath.Join(dir, ".k8sprep", name, "mysql-password"))
+	if !strings.Contains(string(secret), base64.StdEncoding.EncodeToString(bytes.TrimSpace(pw))) {
+		t.Error("the exported Secret does not carry the stack's password")
+	}
+	c.fails("--force", "export", "k8s", "-o", k8sDir, "--service-type", "LoadBalancer")
+	c.ok("export", "k8s", "-o", k8sDir, "--service-type", "LoadBalancer", "--force")
 
 	// down keeps the volume; the next run finds the data.
 	c.ok("down")
