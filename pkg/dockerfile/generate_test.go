@@ -1,0 +1,213 @@
+package dockerfile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// multiMain is a module with two commands, a config.yaml and no go.sum.
+func multiMain(t *testing.T) string {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"go.mod":               "module github.com/acme/shop/v2 // the shop\n\ngo 1.25.3\n\ntoolchain go1.26.8\n",
+		"config.yaml":          "listen: 9000\n",
+		"cmd/api/main.go":      "package main\n\nimport \"net/http\"\n\nfunc main() { http.ListenAndServe(\"0.0.0.0:9000\", nil) }\n",
+		"cmd/worker/main.go":   "package main\n\nfunc main() {}\n",
+		"internal/x/x.go":      "package x\n",
+		"internal/x/x_test.go": "package main\n",
+		"vendor/modules.txt":   "# none\n",
+		"tools/go.mod":         "module tools\n",
+		"tools/main.go":        "package main\n\nfunc main() {}\n",
+	})
+	return dir
+}
+
+func TestInspect(t *testing.T) {
+	p, err := Inspect("../../examples/goapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Module != "example.com/goapp" || p.GoVersion != "1.24.0" || strings.Join(p.Mains, ",") != "." ||
+		strings.Join(p.Configs, ",") != "config.toml" || p.Port != 8080 || !p.HasGoSum || p.HasVendor {
+		t.Errorf("goapp: %+v", p)
+	}
+	p, err = Inspect(multiMain(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Module != "github.com/acme/shop/v2" || p.GoVersion != "1.25.3" || strings.Join(p.Mains, ",") != "./cmd/api,./cmd/worker" ||
+		p.Port != 9000 || p.HasGoSum || !p.HasVendor || p.BinaryName(".") != "shop" || p.BinaryName("./cmd/api") != "api" {
+		t.Errorf("multi: %+v", p)
+	}
+	if _, err := Inspect(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no go.mod") {
+		t.Errorf("empty dir: %v", err)
+	}
+}
+
+func TestGenerateGolden(t *testing.T) {
+	goapp, err := Inspect("../../examples/goapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi, err := Inspect(multiMain(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		p    *Project
+		o    GenerateOptions
+	}{
+		{"goapp-scratch", goapp, GenerateOptions{}},
+		{"goapp-local-builder", goapp, GenerateOptions{BuilderImage: "hacluster.local/golang:1.26"}},
+		{"goapp-buildkit", goapp, GenerateOptions{BuildKit: true}},
+		{"goapp-distroless", goapp, GenerateOptions{Base: BaseDistroless, Port: 9090}},
+		{"goapp-alpine", goapp, GenerateOptions{Base: BaseAlpine}},
+		{"multi-vendor-api", multi, GenerateOptions{Main: "cmd/api"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := Generate(c.p, c.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []struct{ file, got string }{{"Dockerfile", g.Dockerfile}, {"dockerignore", g.Dockerignore}} {
+				golden := filepath.Join("testdata", "init", c.name+"."+f.file+".golden")
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(golden, []byte(f.got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run go test -run TestGenerateGolden -update)", err)
+				}
+				if f.got != string(want) {
+					t.Errorf("%s differs from %s:\n%s", f.file, golden, f.got)
+				}
+			}
+			// What init writes passes its own linter at the strictest threshold.
+			rep, err := Lint("Dockerfile", []byte(g.Dockerfile), LintOptions{Port: g.Port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Fails(SeverityStyle) {
+				t.Errorf("generated Dockerfile has findings: %+v", rep.Findings)
+			}
+			if strings.Contains(g.Dockerfile, ":latest") || !strings.Contains(g.Dockerfile, "ENTRYPOINT [\"/app/") {
+				t.Errorf("generated Dockerfile:\n%s", g.Dockerfile)
+			}
+		})
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	multi, err := Inspect(multiMain(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		o    GenerateOptions
+		want string
+	}{
+		{GenerateOptions{}, "2 main packages (./cmd/api, ./cmd/worker): choose one with --main"},
+		{GenerateOptions{Main: "./cmd/nope"}, "--main ./cmd/nope is not a main package"},
+		{GenerateOptions{Main: "./cmd/api", Base: "ubuntu"}, `unknown base "ubuntu"`},
+		{GenerateOptions{Main: "./cmd/api", Port: 70000}, "port 70000 is not in 1-65535"},
+	} {
+		if _, err := Generate(multi, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err = %v, want %q", c.o, err, c.want)
+		}
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "Dockerfile")
+	if _, err := WriteFile(p, []byte("one\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteFile(p, []byte("two\n"), false); !errors.Is(err, ErrExists) {
+		t.Fatalf("second write without force: %v", err)
+	}
+	res, err := WriteFile(p, []byte("two\n"), true)
+	if err != nil || res.Backup != p+".bak" {
+		t.Fatalf("force: %+v %v", res, err)
+	}
+	if b, _ := os.ReadFile(p + ".bak"); string(b) != "one\n" {
+		t.Errorf("backup = %q", b)
+	}
+	res, err = WriteFile(p, []byte("three\n"), true)
+	if err != nil || !strings.HasPrefix(res.Backup, p+".bak.") {
+		t.Fatalf("second force keeps the first backup: %+v %v", res, err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "three\n" {
+		t.Errorf("content = %q", b)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	src, err := os.ReadFile("testdata/init/goapp-scratch.Dockerfile.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := Explain(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byInst := map[string][]Explanation{}
+	for _, e := range ex {
+		if e.What == "" || e.Line == 0 {
+			t.Errorf("unexplained: %+v", e)
+		}
+		byInst[e.Instruction] = append(byInst[e.Instruction], e)
+	}
+	for _, inst := range []string{"ARG", "FROM", "WORKDIR", "RUN", "COPY", "ENV", "USER", "EXPOSE", "ENTRYPOINT"} {
+		if len(byInst[inst]) == 0 {
+			t.Errorf("no %s explained", inst)
+		}
+	}
+	if e := byInst["FROM"][1]; !strings.Contains(e.Here, "empty image") || e.Stage != "1" {
+		t.Errorf("FROM scratch: %+v", e)
+	}
+	if e := byInst["ENTRYPOINT"][0]; !strings.Contains(e.Here, "CMD vs ENTRYPOINT") || !strings.Contains(e.Here, "JSON") {
+		t.Errorf("ENTRYPOINT: %+v", e)
+	}
+	all, err := Explain([]byte("FROM scratch\nADD a.txt /\nCMD /app\nLABEL a=b\nVOLUME /data\nHEALTHCHECK CMD [\"/app\",\"-h\"]\nSHELL [\"/bin/sh\",\"-c\"]\nSTOPSIGNAL SIGINT\nONBUILD COPY . /\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 9 || !strings.Contains(all[1].Here, "ADD vs COPY") || !strings.Contains(all[2].Here, "no /bin/sh") {
+		t.Errorf("explain: %+v", all)
+	}
+	for _, e := range all {
+		if strings.HasPrefix(e.What, "Unknown") {
+			t.Errorf("%s not in the catalogue", e.Instruction)
+		}
+	}
+}
