@@ -28,6 +28,7 @@ type Options struct {
 	Dockerfile       string
 	Tags             []string
 	BuildArgs        []string
+	Labels           []string
 	Target           string
 	NoCache          bool
 	NoLint           bool
@@ -39,6 +40,7 @@ type Options struct {
 	threshold df.Severity
 	format    output.Format
 	args      map[string]string
+	labels    map[string]string
 	API       imagebuild.API
 	Out, Err  io.Writer
 }
@@ -85,6 +87,7 @@ need "docker buildx build" instead.`,
 	f.StringSliceVarP(&o.Tags, "tag", "t", nil, "Name and tag of the image (repeatable)")
 	f.StringVarP(&o.Dockerfile, "file", "f", "Dockerfile", "Dockerfile, relative to DIR")
 	f.StringArrayVar(&o.BuildArgs, "build-arg", nil, "Build argument NAME=value (repeatable)")
+	f.StringArrayVar(&o.Labels, "label", nil, "Image label KEY=value (repeatable)")
 	f.StringVar(&o.Target, "target", "", "Build stage to stop at")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use the build cache")
 	f.BoolVar(&o.NoLint, "no-lint", false, "Build even if the linter finds errors")
@@ -117,6 +120,14 @@ func (o *Options) Complete(args []string) error {
 			return fmt.Errorf("--build-arg %q: want NAME=value", a)
 		}
 		o.args[k] = v
+	}
+	o.labels = map[string]string{}
+	for _, a := range o.Labels {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--label %q: want KEY=value", a)
+		}
+		o.labels[k] = v
 	}
 	return nil
 }
@@ -167,7 +178,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	prog.Start("build %s (context %s)", strings.Join(o.Tags, ", "), o.Dir)
 	br, err := imagebuild.Build(ctx, o.API, imagebuild.Options{
-		Dir: o.Dir, Dockerfile: o.Dockerfile, Tags: o.Tags, BuildArgs: o.args,
+		Dir: o.Dir, Dockerfile: o.Dockerfile, Tags: o.Tags, BuildArgs: o.args, Labels: o.labels,
 		Target: o.Target, NoCache: o.NoCache, Output: stream,
 	})
 	if err != nil {
