@@ -45,6 +45,9 @@ func (c *common) cluster() (*core.Cluster, error) {
 
 func (c *common) progress() *output.Progress { return output.NewProgress(c.f.ErrOut, false) }
 
+// CatalogEnv names a catalog file used when --catalog is not given.
+const CatalogEnv = "HACLUSTER_ADDONS_CATALOG"
+
 // NewCmd builds `kubectl hacluster addons`.
 func NewCmd(f *factory.Factory) *cobra.Command {
 	c := &common{f: f, HTTP: &http.Client{Timeout: 2 * time.Minute}}
@@ -59,7 +62,7 @@ with a read-only login and short-lived tokens.
 Add-ons: calico, metrics-server, headlamp (recommended UI) and dashboard
 (archived upstream in January 2026; kept for readers of older guides).`,
 	}
-	cmd.PersistentFlags().StringVar(&c.catalogFile, "catalog", "", "Catalog file (the YAML `addons list -o yaml` prints) with your own versions, mirrors and sha256 pins")
+	cmd.PersistentFlags().StringVar(&c.catalogFile, "catalog", os.Getenv(CatalogEnv), "Catalog file (the YAML `addons list -o yaml` prints) with your own versions, mirrors and sha256 pins (default $"+CatalogEnv+", else the built-in one)")
 	_ = cmd.MarkPersistentFlagFilename("catalog", "yaml", "yml", "json")
 	cmd.AddCommand(newList(c), newInstall(c), newStatus(c), newUninstall(c), newFetch(c), newToken(c))
 	return cmd

@@ -474,4 +474,6 @@ func TestAddonsOnHAShape(t *testing.T) {
 			t.Errorf("second uninstall: %v", err)
 		}
 	})
+
+	t.Run("README examples", func(t *testing.T) { readmeExamples(t, bed, good) })
 }
