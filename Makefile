@@ -16,6 +16,8 @@ export K8S_VERSION
 CACHE        := $(CURDIR)/.cache
 TOOLS        := $(CACHE)/tools
 STATICCHECK  := $(TOOLS)/staticcheck
+KREW_VERSION := v0.5.0
+KREW         := $(TOOLS)/krew-$(KREW_VERSION)
 TEST_TIMEOUT ?= 75m
 
 .DEFAULT_GOAL := help
@@ -54,10 +56,14 @@ testbed-down: ## Stop every process testbed-up started
 	go run ./hack/testbed down
 
 .PHONY: tools
-tools: $(STATICCHECK) ## Install the pinned linters and krew into .cache/tools
+tools: $(STATICCHECK) $(KREW) ## Install the pinned linters and krew into .cache/tools
 
 $(STATICCHECK):
 	GOBIN=$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# The krew e2e test (krew/) installs the same pinned krew here by itself.
+$(KREW):
+	@tmp=$$(mktemp -d) && GOBIN=$$tmp go install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION) && mkdir -p $(TOOLS) && mv $$tmp/krew $@ && rmdir $$tmp
 
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
@@ -75,7 +81,7 @@ bench: build k8s-tools images ## Go benchmarks plus the comparison scripts in ha
 	@for s in hack/bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
 
 .PHONY: dist
-dist: ## Reproducible release archives for linux/darwin amd64+arm64 and windows amd64, with sha256 sums
+dist: ## Reproducible release archives for linux/darwin amd64+arm64 and windows amd64, with sha256 sums (PLATFORMS=os/arch... for fewer)
 	VERSION=$(VERSION) LDFLAGS='$(LDFLAGS)' hack/dist.sh
 
 .PHONY: krew-manifest
