@@ -178,7 +178,7 @@ func TestIsTerminal(t *testing.T) {
 	}
 	tty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminal to test with: %v", err)
+		noPTY(t, err)
 	}
 	defer tty.Close()
 	if !IsTerminal(tty) {
@@ -203,7 +203,7 @@ func TestColourOnlyOnTerminal(t *testing.T) {
 	}
 	tty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminal to test with: %v", err)
+		noPTY(t, err)
 	}
 	defer tty.Close()
 	if got := NewColorer(tty).Red("x"); got != "\x1b[31mx\x1b[0m" {
@@ -251,4 +251,13 @@ $`)
 	if b.Len() != 0 {
 		t.Errorf("quiet progress wrote %q", b.String())
 	}
+}
+
+// noPTY skips without a pseudo-terminal, except under CI where it must exist.
+func noPTY(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("no pseudo-terminal to test colour with: %v", err)
+	}
+	t.Skipf("no pseudo-terminal to test with: %v", err)
 }
