@@ -273,9 +273,10 @@ func (c *Container) Restart(ctx context.Context) error {
 	return nil
 }
 
-// Remove force-removes the container (the Env's cleanup would do it anyway).
+// Remove force-removes the container and its anonymous volumes (named
+// volumes stay). The Env's cleanup would do it anyway.
 func (c *Container) Remove(ctx context.Context) error {
-	_, err := c.env.Client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	_, err := c.env.Client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	return err
 }
 

@@ -25,7 +25,7 @@ func TestCleanupRemovesOnlyLabelledObjects(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = cli.NetworkRemove(context.Background(), keep, client.NetworkRemoveOptions{}) })
 
-	var id, netName, volName, ctrName, imgTag string
+	var id, netName, volName, anonVol, ctrName, imgTag string
 	t.Run("inner", func(t *testing.T) {
 		inner := dockertest.New(t)
 		id = inner.ID()
@@ -42,12 +42,20 @@ func TestCleanupRemovesOnlyLabelledObjects(t *testing.T) {
 			t.Fatalf("exec cat: %+v, %v", res, err)
 		}
 		dir := t.TempDir()
-		writeFile(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+"\nRUN echo built >/built\n")
+		writeFile(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+"\nRUN echo built >/built\nVOLUME /scratch\n")
 		imgTag = inner.Build(t, dockertest.BuildSpec{Dir: dir, NetworkMode: "none"})
 		code, out := inner.RunOnce(t, dockertest.RunSpec{Image: imgTag, Cmd: []string{"cat", "/built"}}, time.Minute)
 		if code != 0 || strings.TrimSpace(out) != "built" {
 			t.Fatalf("built image: exit %d, %q", code, out)
 		}
+		// A container with an anonymous volume (VOLUME in the image): the
+		// volume has no label, and must go with its container.
+		c2 := inner.Run(t, dockertest.RunSpec{Image: imgTag, Cmd: []string{"true"}})
+		ins, err := inner.Client.ContainerInspect(ctx, c2.ID, client.ContainerInspectOptions{})
+		if err != nil || len(ins.Container.Mounts) != 1 {
+			t.Fatalf("inspect %s: %v, %+v", c2.Name, err, ins.Container.Mounts)
+		}
+		anonVol = ins.Container.Mounts[0].Name
 	})
 	if t.Failed() {
 		return
@@ -65,6 +73,9 @@ func TestCleanupRemovesOnlyLabelledObjects(t *testing.T) {
 	}
 	if _, err := cli.VolumeInspect(ctx, volName, client.VolumeInspectOptions{}); err == nil {
 		t.Errorf("volume %s still exists", volName)
+	}
+	if _, err := cli.VolumeInspect(ctx, anonVol, client.VolumeInspectOptions{}); err == nil {
+		t.Errorf("anonymous volume %s still exists", anonVol)
 	}
 	if _, err := cli.ImageInspect(ctx, imgTag); err == nil {
 		t.Errorf("image %s still exists", imgTag)

@@ -146,3 +146,16 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// examples/goapp is its own module, so `go test ./...` at the root does not
+// reach it: run its unit tests from here.
+func TestGoAppUnitTests(t *testing.T) {
+	cmd := exec.Command("go", "test", "-count=1", "./...")
+	cmd.Dir = filepath.Join("..", "..", "examples", "goapp")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test in examples/goapp: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
