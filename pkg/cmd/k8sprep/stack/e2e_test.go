@@ -444,3 +444,67 @@ func TestComposeRunRefusesBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestComposeFileE2E runs the same app from a compose.yaml: the password
+// comes from the compose secret file and MySQL must accept it.
+func TestComposeFileE2E(t *testing.T) {
+	env := dockertest.New(t)
+	env.RequireImage(t, dockertest.MariaDBImage)
+	env.RequireImage(t, dockertest.GolangImage)
+	dir := copyApp(t)
+	name := env.Name("k8f")
+	port := freePort(t)
+	compose := fmt.Sprintf(`name: %s
+services:
+  web:
+    build: .
+    ports: ["%d:8080"]
+    environment:
+      GREETING: from-compose
+    x-k8sprep:
+      healthPath: /healthz
+  db:
+    image: %s
+    environment:
+      MYSQL_DATABASE: shop
+      MYSQL_USER: shopper
+    secrets: [db_password]
+    volumes: [dbdata:/var/lib/mysql]
+volumes:
+  dbdata: {}
+secrets:
+  db_password:
+    file: ./db-password.txt
+`, name, port, dockertest.MariaDBImage)
+	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644)
+	os.WriteFile(filepath.Join(dir, "db-password.txt"), []byte("compose-secret-pw\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("compose.yaml\ndb-password.txt\n"), 0o644)
+	c := newCLI(t, dir)
+	t.Cleanup(func() {
+		c.run("down", "--volumes")
+		env.Client.ImageRemove(context.Background(), name+"-app:latest", client.ImageRemoveOptions{Force: true})
+	})
+	out, errOut := c.ok("compose-run", "-o", "json")
+	if strings.Contains(out+errOut, "compose-secret-pw") {
+		t.Error("the password was printed")
+	}
+	res, act := actions(t, out)
+	if act["app"] != "created" || act["mysql"] != "created" || res.Volume != name+"_dbdata" {
+		t.Fatalf("compose run: %+v", res)
+	}
+	for _, g := range res.Generated {
+		if strings.HasSuffix(g, "mysql-password") {
+			t.Errorf("generated %s although compose.yaml gives a password file", g)
+		}
+	}
+	if rt := getRoundtrip(t, fmt.Sprintf("http://127.0.0.1:%d", port)); !rt.OK {
+		t.Fatalf("roundtrip: %+v", rt)
+	}
+	insp, err := env.Client.ContainerInspect(context.Background(), name+"-app", client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(insp.Container.Config.Env, " "), "GREETING=from-compose") {
+		t.Errorf("app env: %v", insp.Container.Config.Env)
+	}
+}
