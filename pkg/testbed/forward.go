@@ -19,12 +19,8 @@ type forwarder struct {
 	wg     sync.WaitGroup
 }
 
-// Forward listens on listen (host:port) and copies every connection to
+// forward listens on listen (host:port) and copies every connection to
 // target. Close stops it and drops the open connections.
-func Forward(listen, target string) (io.Closer, error) {
-	return forward(listen, target)
-}
-
 func forward(listen, target string) (*forwarder, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
