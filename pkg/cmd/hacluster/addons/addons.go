@@ -447,6 +447,9 @@ func printStatus(w io.Writer, st []core.AddonStatus) error {
 			if !a.Available && a.Message != "" {
 				fmt.Fprintf(w, "\n%s: apiservice %s: %s\n", s.Name, a.Name, a.Message)
 			}
+			if !a.Available && s.Name == "metrics-server" {
+				fmt.Fprintf(w, "%s: check `kubectl -n kube-system logs deploy/metrics-server`; x509 errors mean the kubelets serve self-signed certificates: set serverTLSBootstrap: true and approve the kubelet-serving CSRs (or, insecurely, install with --kubelet-insecure-tls)\n", s.Name)
+			}
 		}
 		if s.Installed && s.Access != "" {
 			fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Access)

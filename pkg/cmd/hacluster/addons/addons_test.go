@@ -342,7 +342,7 @@ func TestAddonsOnHAShape(t *testing.T) {
 		}
 		table := mustRun(t, kc, "status", "--catalog", good)
 		t.Logf("addons status on the HA shape:\n%s", table)
-		for _, want := range []string{"calico", "daemonset/calico-node 5/5 ready, scheduled on 5 of 5 nodes", "apiservice/v1beta1.metrics.k8s.io not Available"} {
+		for _, want := range []string{"calico", "daemonset/calico-node 5/5 ready, scheduled on 5 of 5 nodes", "apiservice/v1beta1.metrics.k8s.io not Available", "serverTLSBootstrap: true"} {
 			if !strings.Contains(table, want) {
 				t.Errorf("status table lacks %q", want)
 			}
