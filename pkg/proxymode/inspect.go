@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,6 +19,7 @@ import (
 )
 
 // EndpointFunc reads http://<node>:<port>/proxyMode from outside the node.
+// Inspect calls it for several nodes at once.
 type EndpointFunc func(ctx context.Context, node string, port int) (string, error)
 
 // NodeProxyEndpoint reads /proxyMode through the API server's node proxy,
@@ -43,6 +45,8 @@ type InspectOptions struct {
 	// LogLimitBytes caps how much of each Pod's log is read (from the start,
 	// where kube-proxy names its proxier). Default 256 KiB.
 	LogLimitBytes int64
+	// Parallel is how many nodes are read at a time; default 8.
+	Parallel int
 }
 
 // NodeStatus is the proxy mode of one node.
@@ -61,6 +65,8 @@ type NodeStatus struct {
 	Effective Mode     `json:"effective,omitempty"`
 	Mismatch  bool     `json:"mismatch"`
 	Notes     []string `json:"notes,omitempty"`
+
+	readNotes []string // what reading the evidence noted; decide adds its conclusions
 }
 
 // Report is the proxy mode of the whole cluster.
@@ -145,32 +151,23 @@ func Inspect(ctx context.Context, c kubernetes.Interface, o InspectOptions) (*Re
 		}
 	}
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
-	for _, n := range nodes.Items {
-		ns := NodeStatus{Node: n.Name, Configured: r.Configured}
-		if n.Status.NodeInfo.OperatingSystem == "windows" {
-			ns.Configured = KernelSpace
-		}
-		if p := podOf[n.Name]; p != nil {
-			ns.Pod, ns.PodPhase = p.Name, string(p.Status.Phase)
-			readPodMode(ctx, c, p, o.LogLimitBytes, &ns)
-		} else if r.Replacement == "" {
-			ns.Notes = append(ns.Notes, "no kube-proxy Pod on this node")
-		}
-		if o.Endpoint != nil && ns.Pod != "" {
-			switch {
-			case r.Metrics.Reachable || (r.Metrics.OnlyIP != "" && hasAddress(&n, r.Metrics.OnlyIP)):
-				s, err := o.Endpoint(ctx, n.Name, r.Metrics.Port)
-				if err != nil {
-					ns.EndpointError = err.Error()
-				} else {
-					ns.FromEndpoint = Mode(strings.ToLower(strings.TrimSpace(s)))
-				}
-			case r.Metrics.Reason != "":
-				ns.EndpointError = "not tried: " + r.Metrics.Reason
-			}
-		}
-		r.Nodes = append(r.Nodes, ns)
+	// Each node costs a log read and maybe a /proxyMode request (up to its
+	// timeout): do several nodes at a time.
+	if o.Parallel <= 0 {
+		o.Parallel = 8
 	}
+	r.Nodes = make([]NodeStatus, len(nodes.Items))
+	sem := make(chan struct{}, o.Parallel)
+	var wg sync.WaitGroup
+	for i := range nodes.Items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			r.Nodes[i] = inspectNode(ctx, c, o, r, &nodes.Items[i], podOf[nodes.Items[i].Name])
+		}(i)
+	}
+	wg.Wait()
 	for i := range r.Nodes {
 		r.Nodes[i].decide(r.Replacement)
 		if r.Nodes[i].Mismatch {
@@ -178,6 +175,33 @@ func Inspect(ctx context.Context, c kubernetes.Interface, o InspectOptions) (*Re
 		}
 	}
 	return r, nil
+}
+
+func inspectNode(ctx context.Context, c kubernetes.Interface, o InspectOptions, r *Report, n *corev1.Node, p *corev1.Pod) NodeStatus {
+	ns := NodeStatus{Node: n.Name, Configured: r.Configured}
+	if n.Status.NodeInfo.OperatingSystem == "windows" {
+		ns.Configured = KernelSpace
+	}
+	if p != nil {
+		ns.Pod, ns.PodPhase = p.Name, string(p.Status.Phase)
+		readPodMode(ctx, c, p, o.LogLimitBytes, &ns)
+	} else if r.Replacement == "" {
+		ns.readNotes = append(ns.readNotes, "no kube-proxy Pod on this node")
+	}
+	if o.Endpoint != nil && ns.Pod != "" {
+		switch {
+		case r.Metrics.Reachable || (r.Metrics.OnlyIP != "" && hasAddress(n, r.Metrics.OnlyIP)):
+			s, err := o.Endpoint(ctx, n.Name, r.Metrics.Port)
+			if err != nil {
+				ns.EndpointError = err.Error()
+			} else {
+				ns.FromEndpoint = Mode(strings.ToLower(strings.TrimSpace(s)))
+			}
+		case r.Metrics.Reason != "":
+			ns.EndpointError = "not tried: " + r.Metrics.Reason
+		}
+	}
+	return ns
 }
 
 // decide picks the effective mode from the evidence and flags a mismatch.
@@ -193,6 +217,7 @@ func (ns *NodeStatus) decide(replacement string) {
 		ns.Effective = ""
 	}
 	ns.Mismatch = false
+	ns.Notes = append([]string(nil), ns.readNotes...)
 	if ns.Effective != "" && ns.Configured != "" && ns.Effective != ns.Configured {
 		ns.Mismatch = true
 		ns.Notes = appendOnce(ns.Notes, fmt.Sprintf("configured %s but the Pod runs %s: restart needed (kubectl hacluster proxymode set %s)", ns.Configured, ns.Effective, ns.Configured))
@@ -226,13 +251,13 @@ func readPodMode(ctx context.Context, c kubernetes.Interface, p *corev1.Pod, lim
 	}
 	b, err := c.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, LimitBytes: &limit}).DoRaw(ctx)
 	if err != nil {
-		ns.Notes = append(ns.Notes, "logs unavailable: "+apiReason(b, err))
+		ns.readNotes = append(ns.readNotes, "logs unavailable: "+apiReason(b, err))
 		return
 	}
 	ev := ModeFromLogs(string(b))
 	ns.FromLogs, ns.LogLine = ev.Mode, ev.Line
 	if ev.Mode == "" {
-		ns.Notes = append(ns.Notes, "no \"Using ... Proxier\" line in the first "+strconv.FormatInt(limit>>10, 10)+" KiB of the log")
+		ns.readNotes = append(ns.readNotes, "no \"Using ... Proxier\" line in the first "+strconv.FormatInt(limit>>10, 10)+" KiB of the log")
 	}
 }
 

@@ -3,7 +3,9 @@ package proxymode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -133,7 +135,10 @@ func TestInspectMismatchFromEndpoint(t *testing.T) {
 	conf := strings.Replace(strings.Replace(kubeadmConf, `mode: ""`, "mode: ipvs", 1), `metricsBindAddress: ""`, "metricsBindAddress: 0.0.0.0:10249", 1)
 	c := cluster(conf)
 	asked := map[string]int{}
+	var mu sync.Mutex
 	ep := func(_ context.Context, node string, port int) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		asked[node] = port
 		if node == "cp-1" {
 			return "ipvs", nil
@@ -158,7 +163,7 @@ func TestInspectMismatchFromEndpoint(t *testing.T) {
 	}
 	// A probe result wins over the endpoint.
 	MergeProbe(r, []ProbeResult{{Node: "worker-1", Mode: IPVS}})
-	if r.Mismatches != 0 || r.Nodes[1].Effective != IPVS {
+	if r.Mismatches != 0 || r.Nodes[1].Effective != IPVS || strings.Contains(strings.Join(r.Nodes[1].Notes, " "), "restart needed") {
 		t.Errorf("after probe: %+v", r.Nodes[1])
 	}
 }
@@ -216,4 +221,27 @@ func TestPlanSetChecks(t *testing.T) {
 	if _, err := PlanSet(context.Background(), c, "", true); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
 		t.Errorf("rollback without record: %v", err)
 	}
+}
+
+// BenchmarkInspect100Nodes reports the API requests of `proxymode` on 100
+// nodes: a fixed handful plus one log read per kube-proxy Pod.
+func BenchmarkInspect100Nodes(b *testing.B) {
+	objs := []runtime.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: ConfigMapName}, Data: map[string]string{ConfigKey: kubeadmConf}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: DaemonSetName}},
+	}
+	for i := range 100 {
+		n := fmt.Sprintf("node-%03d", i)
+		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, proxyPod("kube-proxy-"+n, n))
+	}
+	c := fake.NewClientset(objs...)
+	b.ResetTimer()
+	for b.Loop() {
+		c.ClearActions()
+		r, err := Inspect(context.Background(), c, InspectOptions{})
+		if err != nil || len(r.Nodes) != 100 {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(c.Actions())), "requests/op")
 }
