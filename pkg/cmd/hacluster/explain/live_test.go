@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -44,7 +43,6 @@ func TestExplainServicesOnHAShape(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bed := testbed.Start(t, testbed.Options{Components: true})
-	grantControllerManager(t, ctx, bed)
 	if _, err := bed.ApplyHAShape(ctx, testbed.Shape{}); err != nil {
 		t.Fatal(err)
 	}
@@ -245,23 +243,5 @@ func TestServiceTypesOutput(t *testing.T) {
 	out.Reset()
 	if err := PrintTradeOffs(&out, ""); err != nil || !strings.Contains(out.String(), "nftables") || !strings.Contains(out.String(), "10249/proxyMode") {
 		t.Errorf("trade-offs: %v\n%s", err, out.String())
-	}
-}
-
-// grantControllerManager works around the bed's controller-manager running
-// with --use-service-account-credentials=false under the identity
-// system:kube-controller-manager, whose bootstrap role cannot create
-// ControllerRevisions or EndpointSlices (so no DaemonSet Pods and no
-// EndpointSlices). kubeadm clusters give each controller its own
-// ServiceAccount instead; this binding stands in for that.
-func grantControllerManager(t *testing.T, ctx context.Context, bed *testbed.Bed) {
-	t.Helper()
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "hacluster-test:controller-manager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "system:kube-controller-manager"}},
-	}
-	if _, err := bed.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -148,7 +147,6 @@ func TestProxyModeOnHAShape(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	bed := testbed.Start(t, testbed.Options{Components: true})
-	grantControllerManager(t, ctx, bed)
 	if _, err := bed.ApplyHAShape(ctx, testbed.Shape{KubeProxyMode: "ipvs"}); err != nil {
 		t.Fatal(err)
 	}
@@ -430,22 +428,4 @@ func TestProxyModeOnHAShape(t *testing.T) {
 			}
 		}
 	})
-}
-
-// grantControllerManager works around the bed's controller-manager running
-// with --use-service-account-credentials=false under the identity
-// system:kube-controller-manager, whose bootstrap role cannot create
-// ControllerRevisions or EndpointSlices (so no DaemonSet Pods and no
-// EndpointSlices). kubeadm clusters give each controller its own
-// ServiceAccount instead; this binding stands in for that.
-func grantControllerManager(t *testing.T, ctx context.Context, bed *testbed.Bed) {
-	t.Helper()
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "hacluster-test:controller-manager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "system:kube-controller-manager"}},
-	}
-	if _, err := bed.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
