@@ -183,6 +183,10 @@ func (o *Options) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		prog.Fail()
+		var be *imagebuild.Error
+		if errors.As(err, &be) && strings.Contains(strings.ToLower(be.Message), "buildkit") {
+			return fmt.Errorf("%w (this command uses the engine's classic builder: run \"docker buildx build\", or regenerate with \"docker k8sprep dockerfile init --buildkit=false --force\")", err)
+		}
 		return err
 	}
 	prog.Done()
