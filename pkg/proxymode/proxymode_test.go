@@ -221,6 +221,15 @@ func TestPlanSetChecks(t *testing.T) {
 	if _, err := PlanSet(context.Background(), c, "", true); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
 		t.Errorf("rollback without record: %v", err)
 	}
+	ds, _ := c.AppsV1().DaemonSets(Namespace).Get(context.Background(), DaemonSetName, metav1.GetOptions{})
+	ds.Spec.UpdateStrategy.Type = appsv1.OnDeleteDaemonSetStrategyType
+	if _, err := c.AppsV1().DaemonSets(Namespace).Update(context.Background(), ds, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = PlanSet(context.Background(), c, IPTables, false)
+	if !strings.Contains(strings.Join(p.Blocked(), "|"), "OnDelete") {
+		t.Errorf("OnDelete not refused: %v", p.Checks)
+	}
 }
 
 // BenchmarkInspect100Nodes reports the API requests of `proxymode` on 100

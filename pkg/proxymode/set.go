@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,10 +106,12 @@ func PlanSet(ctx context.Context, c kubernetes.Interface, to Mode, rollback bool
 	if r := findReplacement(ctx, c); r != "" {
 		add("replacement", CheckError, "Services are implemented by %s, not kube-proxy: changing kube-proxy's mode has no effect", r)
 	}
-	if _, err := c.AppsV1().DaemonSets(Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	if ds, err := c.AppsV1().DaemonSets(Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		add("daemonset", CheckError, "DaemonSet %s/%s not found: nothing to restart", Namespace, DaemonSetName)
 	} else if err != nil {
 		return nil, fmt.Errorf("read DaemonSet %s/%s: %w", Namespace, DaemonSetName, err)
+	} else if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+		add("daemonset", CheckError, "DaemonSet %s/%s uses updateStrategy OnDelete: a restart replaces no Pod; switch it to RollingUpdate or delete the Pods yourself", Namespace, DaemonSetName)
 	} else {
 		add("daemonset", CheckOK, "DaemonSet %s/%s will be restarted Pod by Pod", Namespace, DaemonSetName)
 	}
