@@ -165,6 +165,11 @@ func copyApp(t testing.TB) string {
 	return dst
 }
 
+// testDockerignore keeps the per-test files out of the build context, so that
+// every test's context is the same and the builder's layer cache serves all
+// but the first build.
+const testDockerignore = "k8sprep.yaml\ncompose.yaml\ndb-password.txt\n"
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", ":0")
@@ -239,9 +244,7 @@ mysql:
 	if err := os.WriteFile(filepath.Join(dir, "k8sprep.yaml"), []byte(stackFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The stack file differs per run; kept out of the context, the builder's
-	// layer cache serves later runs (no `go mod download` again).
-	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("k8sprep.yaml\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte(testDockerignore), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	userConfig, _ := os.ReadFile(filepath.Join(dir, "config.toml"))
@@ -478,7 +481,7 @@ secrets:
 `, name, port, dockertest.MariaDBImage)
 	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644)
 	os.WriteFile(filepath.Join(dir, "db-password.txt"), []byte("compose-secret-pw\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("compose.yaml\ndb-password.txt\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte(testDockerignore), 0o644)
 	c := newCLI(t, dir)
 	t.Cleanup(func() {
 		c.run("down", "--volumes")
