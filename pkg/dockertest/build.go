@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ type BuildSpec struct {
 	BuildArgs map[string]string
 	// NetworkMode for RUN steps; "none" proves the build needs no network.
 	NetworkMode string
-	Labels      map[string]string
+	// NoCache ignores the layer cache (whose keys do not include NetworkMode).
+	NoCache bool
+	Labels  map[string]string
 }
 
 // Build builds an image with the classic builder from spec.Dir, labelled so
@@ -63,14 +66,46 @@ func (e *Env) build(ctx context.Context, spec BuildSpec) (string, string, error)
 	}
 	res, err := e.Client.ImageBuild(ctx, pr, client.ImageBuildOptions{
 		Tags: []string{tag}, Dockerfile: spec.Dockerfile, BuildArgs: args, Labels: labels,
-		NetworkMode: spec.NetworkMode, Remove: true, ForceRemove: true,
+		NetworkMode: spec.NetworkMode, NoCache: spec.NoCache, Remove: true, ForceRemove: true,
 	})
 	if err != nil {
 		return tag, "", err
 	}
 	defer res.Body.Close()
 	out, err := readBuildStream(res.Body)
+	e.removeStageImages(ctx, out)
 	return tag, out, err
+}
+
+var stepImage = regexp.MustCompile(`^ ---> ([0-9a-f]{12,64})$`)
+
+// removeStageImages removes the images the build created for earlier stages
+// of a multi-stage Dockerfile: the classic builder leaves them untagged and
+// without the build's labels. Only images this build made (not "Using
+// cache" ones, which may serve other builds) are tried, without force, so an
+// image that is still a parent of the result, or in use, stays.
+func (e *Env) removeStageImages(ctx context.Context, out string) {
+	cached := false
+	var made []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Using cache") {
+			cached = true
+			continue
+		}
+		if m := stepImage.FindStringSubmatch(line); m != nil {
+			if !cached {
+				made = append(made, m[1])
+			}
+			cached = false
+		}
+	}
+	for i := len(made) - 1; i >= 0; i-- {
+		ins, err := e.Client.ImageInspect(ctx, made[i])
+		if err != nil || len(ins.RepoTags) > 0 {
+			continue
+		}
+		_, _ = e.Client.ImageRemove(ctx, made[i], client.ImageRemoveOptions{PruneChildren: true})
+	}
 }
 
 // readBuildStream collects the JSON message stream of /build and returns

@@ -87,3 +87,26 @@ func TestCleanupRemovesOnlyLabelledObjects(t *testing.T) {
 		t.Errorf("base image removed: %v", err)
 	}
 }
+
+// Env.Build removes the untagged images of a multi-stage build's earlier
+// stages (the classic builder leaves them behind without labels).
+func TestBuildRemovesEarlierStageImages(t *testing.T) {
+	env := dockertest.New(t)
+	env.RequireImage(t, dockertest.DebianImage)
+	marker := "io.hacluster.dockertest.stage=" + env.ID()
+	dir := t.TempDir()
+	writeFile(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+" AS first\nLABEL "+marker+"\nRUN echo staged >/x\n"+
+		"FROM "+dockertest.DebianImage+"\nCOPY --from=first /x /x\n")
+	tag := env.Build(t, dockertest.BuildSpec{Dir: dir, NoCache: true})
+	code, out := env.RunOnce(t, dockertest.RunSpec{Image: tag, Cmd: []string{"cat", "/x"}}, time.Minute)
+	if code != 0 || strings.TrimSpace(out) != "staged" {
+		t.Fatalf("built image: exit %d, %q", code, out)
+	}
+	left, err := env.Client.ImageList(context.Background(), client.ImageListOptions{All: true, Filters: make(client.Filters).Add("label", marker)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Items) != 0 {
+		t.Errorf("%d image(s) of the first stage left behind, e.g. %s", len(left.Items), left.Items[0].ID)
+	}
+}

@@ -36,7 +36,8 @@ func TestGoAppOfflineBuildAndRoundTrip(t *testing.T) {
 	}
 
 	start := time.Now()
-	tag := env.Build(t, dockertest.BuildSpec{Dir: ctxDir, NetworkMode: "none"})
+	// No layer cache: a cached RUN step may have been made with the network on.
+	tag := env.Build(t, dockertest.BuildSpec{Dir: ctxDir, NetworkMode: "none", NoCache: true})
 	t.Logf("offline multi-stage build of examples/goapp: %s", time.Since(start).Round(100*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
