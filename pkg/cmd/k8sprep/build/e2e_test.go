@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/hacluster/hacluster/pkg/dockertest"
 )
 
@@ -152,6 +154,13 @@ func TestInitBuildRunGoapp(t *testing.T) {
 	}
 	if !strings.Contains(body, `"ok"`) {
 		t.Errorf("/healthz = %s", body)
+	}
+	// CA bundle, time zone data and config are in the scratch image.
+	for _, f := range []string{"/etc/ssl/certs/ca-certificates.crt", "/usr/share/zoneinfo.zip", "/app/config.toml", "/app/goapp"} {
+		st, err := env.Client.ContainerStatPath(context.Background(), app.ID, client.ContainerStatPathOptions{Path: f})
+		if err != nil || st.Stat.Size == 0 {
+			t.Errorf("%s in the image: %v (size %d)", f, err, st.Stat.Size)
+		}
 	}
 	// The scratch image runs as the numeric non-root user.
 	ins, err := env.Client.ImageInspect(context.Background(), tag)
