@@ -47,6 +47,15 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
+// TestMain removes the plugin built for this test binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pluginPath != "" {
+		os.RemoveAll(filepath.Dir(pluginPath))
+	}
+	os.Exit(code)
+}
+
 var (
 	pluginOnce sync.Once
 	pluginPath string
