@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
+	"github.com/spf13/cobra"
 
 	"github.com/hacluster/hacluster/pkg/cmd/k8sprep"
 )
@@ -22,6 +23,11 @@ func main() {
 func standaloneArgs(args []string, fromDocker bool) []string {
 	if fromDocker || len(args) < 2 || args[1] == metadata.MetadataSubcommandName || args[1] == "k8sprep" {
 		return args
+	}
+	// Shell completion asks cobra's hidden __complete command, which docker
+	// places before the plugin name: `__complete k8sprep <args>`.
+	if args[1] == cobra.ShellCompRequestCmd || args[1] == cobra.ShellCompNoDescRequestCmd {
+		return append([]string{args[0], args[1], "k8sprep"}, args[2:]...)
 	}
 	return append([]string{args[0], "k8sprep"}, args[1:]...)
 }
