@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -50,6 +51,7 @@ func run(tmplFile, dist, out, tag string) error {
 	if err := krew.CheckPlatforms(p); err != nil {
 		return fmt.Errorf("rendered manifest is invalid: %w", err)
 	}
+	b = withHeader(b, tag)
 	if out == "-" {
 		_, err = os.Stdout.Write(b)
 		return err
@@ -75,4 +77,19 @@ func run(tmplFile, dist, out, tag string) error {
 	}
 	fmt.Fprintf(os.Stderr, "krewmanifest: wrote %s (%s, %d platforms)\n", out, tag, len(p.Spec.Platforms))
 	return nil
+}
+
+// withHeader swaps the template's leading comment for one that says where the
+// manifest came from.
+func withHeader(b []byte, tag string) []byte {
+	for bytes.HasPrefix(b, []byte("#")) {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return b
+		}
+		b = b[i+1:]
+	}
+	h := fmt.Sprintf("# Rendered from .krew.yaml by `make krew-manifest` for %s: each sha256 is that of\n"+
+		"# the archive of the same name built by `make dist`. Do not edit; re-render.\n", tag)
+	return append([]byte(h), b...)
 }
