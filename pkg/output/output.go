@@ -4,6 +4,7 @@
 package output
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,7 +79,7 @@ func Print(w io.Writer, f Format, v any) error {
 // NewTable returns a kubectl-like borderless table: upper-case headers, columns
 // separated by three spaces, no lines.
 func NewTable(w io.Writer, header ...string) *tablewriter.Table {
-	t := tablewriter.NewTable(w,
+	t := tablewriter.NewTable(&trimWriter{w: w},
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
 			Borders: tw.BorderNone,
 			Symbols: tw.NewSymbols(tw.StyleNone),
@@ -101,6 +102,29 @@ func NewTable(w io.Writer, header ...string) *tablewriter.Table {
 		t.Header(h...)
 	}
 	return t
+}
+
+// trimWriter drops the padding tablewriter leaves after the last column, so
+// lines end like kubectl's (no trailing blanks). The table always ends its
+// lines with a newline, so nothing stays buffered after Render.
+type trimWriter struct {
+	w       io.Writer
+	pending []byte
+}
+
+func (t *trimWriter) Write(p []byte) (int, error) {
+	t.pending = append(t.pending, p...)
+	for {
+		i := bytes.IndexByte(t.pending, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := append(bytes.TrimRight(t.pending[:i], " \t"), '\n') // overwrites only trimmed bytes
+		if _, err := t.w.Write(line); err != nil {
+			return 0, err
+		}
+		t.pending = t.pending[i+1:]
+	}
 }
 
 // RenderTable writes rows under header as a kubectl-like table.

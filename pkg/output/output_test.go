@@ -261,3 +261,14 @@ func noPTY(t *testing.T, err error) {
 	}
 	t.Skipf("no pseudo-terminal to test with: %v", err)
 }
+
+func TestTableHasNoTrailingBlanks(t *testing.T) {
+	var buf bytes.Buffer
+	if err := RenderTable(&buf, []string{"name", "status"}, [][]string{{"cp-1", "Ready"}, {"worker-1", ""}}); err != nil {
+		t.Fatal(err)
+	}
+	want := "NAME       STATUS\ncp-1       Ready\nworker-1\n"
+	if buf.String() != want {
+		t.Fatalf("table:\n%q\nwant\n%q", buf.String(), want)
+	}
+}
