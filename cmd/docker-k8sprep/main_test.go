@@ -144,6 +144,8 @@ func TestStandaloneArgs(t *testing.T) {
 		{[]string{"p", "k8sprep", "version"}, false, []string{"p", "k8sprep", "version"}},
 		{[]string{"p"}, false, []string{"p"}},
 		{[]string{"p", "--help"}, false, []string{"p", "k8sprep", "--help"}},
+		{[]string{"p", "__complete", "ver"}, false, []string{"p", "__complete", "k8sprep", "ver"}},
+		{[]string{"p", "__complete", "k8sprep", "ver"}, true, []string{"p", "__complete", "k8sprep", "ver"}},
 	} {
 		if got := standaloneArgs(c.in, c.fromDocker); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("standaloneArgs(%q, %v) = %q, want %q", c.in, c.fromDocker, got, c.want)
@@ -155,6 +157,10 @@ func TestStandalone(t *testing.T) {
 	r := runSelf(t, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "docker-k8sprep v") {
 		t.Fatalf("standalone version: %+v", r)
+	}
+	r = runSelf(t, "__complete", "")
+	if r.code != 0 || !strings.Contains(r.stdout, "version\t") {
+		t.Errorf("standalone __complete \"\": %+v", r)
 	}
 	r = runSelf(t, "version", "-o", "json")
 	var info map[string]string
