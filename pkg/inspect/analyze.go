@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -29,6 +30,9 @@ const (
 // Inspect collects and analyzes. It fails only when opts.Node names no node.
 func Inspect(ctx context.Context, src *Source, opts AnalyzeOptions) (*Report, error) {
 	s := Collect(ctx, src)
+	if err := unreachable(s); err != nil {
+		return nil, err
+	}
 	if opts.Node != "" && s.Errs[srcNodes] == nil {
 		found := false
 		for i := range s.Nodes {
@@ -39,6 +43,30 @@ func Inspect(ctx context.Context, src *Source, opts AnalyzeOptions) (*Report, er
 		}
 	}
 	return Analyze(s, opts), nil
+}
+
+// unreachable turns "no API server answered at all" into one error, as kubectl
+// does, instead of a report made only of failed reads. An answer with an API
+// status (Forbidden, NotFound, ...) means the server is there.
+func unreachable(s *Snapshot) error {
+	if len(s.Errs) == 0 {
+		return nil
+	}
+	var first error
+	for _, name := range []string{srcVersion, srcNodes, srcPods, srcReadyz} {
+		err := s.Errs[name]
+		if err == nil {
+			return nil
+		}
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return fmt.Errorf("cannot reach the Kubernetes API server at %s: %v", s.Server, first)
 }
 
 // AnalyzeOptions narrows the report.
