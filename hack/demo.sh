@@ -28,7 +28,7 @@ say "kubectl get nodes (kwok-simulated nodes shaped like a kubeadm HA cluster)"
 kubectl get nodes -o wide
 
 say "kubectl hacluster inspect components"
-kubectl hacluster inspect components || true
+kubectl hacluster inspect components
 
 cat <<EOT
 
