@@ -77,7 +77,7 @@ test: build k8s-tools images ## Run every test: unit, real kube-apiserver, real 
 
 .PHONY: bench
 bench: build k8s-tools images ## Go benchmarks plus the comparison scripts in hack/bench
-	go test -run '^$$' -bench . -benchtime 5x ./...
+	go test -run '^$$' -bench . -benchtime 5x -timeout 45m ./...
 	@for s in hack/bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
 
 .PHONY: dist
