@@ -12,9 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/hacluster/hacluster/krew"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
 )
 
 func main() {
@@ -56,23 +57,7 @@ func run(tmplFile, dist, out, tag string) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := fileutil.WriteAtomic(out, b, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "krewmanifest: wrote %s (%s, %d platforms)\n", out, tag, len(p.Spec.Platforms))

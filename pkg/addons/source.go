@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
 )
 
 // SumsFile is the checksum list `addons fetch` writes at the top of a bundle,
@@ -255,33 +257,7 @@ func writeSums(file string, sums map[string]string) error {
 	for _, n := range names {
 		fmt.Fprintf(&b, "%s  %s\n", sums[n], n)
 	}
-	return writeFileAtomic(file, b.Bytes(), 0o644)
-}
-
-// writeFileAtomic writes data to a temporary file in the same directory and
-// renames it over file, so readers never see half a file.
-func writeFileAtomic(file string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return fileutil.WriteAtomic(file, b.Bytes(), 0o644)
 }
 
 // FetchResult is one file written by Fetch.
@@ -340,7 +316,7 @@ func Fetch(ctx context.Context, hc *http.Client, list []Addon, dir string, overw
 				if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 					return out, err
 				}
-				if err := writeFileAtomic(target, data, 0o644); err != nil {
+				if err := fileutil.WriteAtomic(target, data, 0o644); err != nil {
 					return out, err
 				}
 			}

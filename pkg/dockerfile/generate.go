@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
 )
 
 // Final-stage bases for GenerateOptions.Base.
@@ -271,36 +273,11 @@ func WriteFile(path string, data []byte, force bool) (WriteResult, error) {
 		if _, err := os.Stat(res.Backup); err == nil {
 			res.Backup = path + ".bak." + time.Now().UTC().Format("20060102T150405")
 		}
-		if err := atomicWrite(res.Backup, old); err != nil {
+		if err := fileutil.WriteAtomic(res.Backup, old, 0o644); err != nil {
 			return res, err
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return res, err
 	}
-	return res, atomicWrite(path, data)
-}
-
-func atomicWrite(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return res, fileutil.WriteAtomic(path, data, 0o644)
 }

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
 )
 
 // kwok reads the logs of a simulated container from a file named by a
@@ -89,7 +91,7 @@ func (b *Bed) SetPodLogs(ctx context.Context, namespace, podName, container stri
 		fmt.Fprintf(&sb, "%s stdout F %s\n", ts.Add(time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano), l)
 	}
 	file := filepath.Join(dir, container+".log")
-	if err := writeFileAtomic(file, []byte(sb.String()), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(file, []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
 
