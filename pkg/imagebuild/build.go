@@ -34,6 +34,10 @@ type Options struct {
 	Labels    map[string]string
 	Target    string
 	NoCache   bool
+	// Exclude adds .dockerignore-style patterns that never enter the
+	// context, whatever the project's .dockerignore says (for example the
+	// stack's generated passwords).
+	Exclude []string
 	// Output receives the builder's output ("Step 1/9 : FROM ...") as it
 	// streams; nil discards it.
 	Output io.Writer
@@ -70,6 +74,7 @@ func Build(ctx context.Context, api API, opts Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	patterns = append(patterns, opts.Exclude...)
 	pr, pw := io.Pipe()
 	statsc := make(chan ContextStats, 1)
 	go func() {

@@ -1,10 +1,16 @@
 package stack
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/client"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -190,17 +196,34 @@ func TestEnsureSecrets(t *testing.T) {
 	}
 }
 
+// contextCapture is an engine that keeps the build context it is sent.
+type contextCapture struct {
+	client.APIClient
+	sent bytes.Buffer
+}
+
+func (c *contextCapture) ImageBuild(_ context.Context, r io.Reader, _ client.ImageBuildOptions) (client.ImageBuildResult, error) {
+	_, err := io.Copy(&c.sent, r)
+	return client.ImageBuildResult{Body: io.NopCloser(strings.NewReader(`{"aux":{"ID":"sha256:0123"}}`))}, err
+}
+
+func (c *contextCapture) ImageInspect(context.Context, string, ...client.ImageInspectOption) (client.ImageInspectResult, error) {
+	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: "sha256:0123"}}, nil
+}
+
 func TestContextLeavesOutState(t *testing.T) {
 	dir := appDir(t)
 	write(t, dir, ".k8sprep/x/mysql-password", "secret")
 	write(t, dir, ".dockerignore", "*.log\n")
 	write(t, dir, "debug.log", "x")
 	write(t, dir, "main.go", "package main")
-	var buf strings.Builder
-	if err := tarContext(&buf, dir, "Dockerfile"); err != nil {
-		t.Fatal(err)
+	write(t, dir, "Dockerfile", "FROM scratch\n")
+	engine := &contextCapture{}
+	id, err := ClassicBuild(context.Background(), engine, BuildRequest{ContextDir: dir, Dockerfile: "Dockerfile", Tag: "app:test"})
+	if err != nil || id != "sha256:0123" {
+		t.Fatalf("build: %q, %v", id, err)
 	}
-	got := buf.String()
+	got := engine.sent.String()
 	if strings.Contains(got, "mysql-password") || strings.Contains(got, "debug.log") {
 		t.Error("the build context holds excluded files")
 	}
