@@ -1,23 +1,16 @@
 package dockertest
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/hacluster/hacluster/pkg/imagebuild"
 )
 
 // BuildSpec describes an image build for Env.Build.
@@ -55,26 +48,15 @@ func (e *Env) build(ctx context.Context, spec BuildSpec) (string, string, error)
 	if tag == "" {
 		tag = e.Name("img") + ":test"
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(TarDir(pw, spec.Dir)) }()
-	defer pr.Close()
 	labels := e.Labels()
 	maps.Copy(labels, spec.Labels)
-	args := map[string]*string{}
-	for k, v := range spec.BuildArgs {
-		args[k] = &v
-	}
-	res, err := e.Client.ImageBuild(ctx, pr, client.ImageBuildOptions{
-		Tags: []string{tag}, Dockerfile: spec.Dockerfile, BuildArgs: args, Labels: labels,
-		NetworkMode: spec.NetworkMode, NoCache: spec.NoCache, Remove: true, ForceRemove: true,
+	var out strings.Builder
+	_, err := imagebuild.Build(ctx, e.Client, imagebuild.Options{
+		Dir: spec.Dir, Dockerfile: spec.Dockerfile, Tags: []string{tag}, BuildArgs: spec.BuildArgs,
+		Labels: labels, NetworkMode: spec.NetworkMode, NoCache: spec.NoCache, Output: &out,
 	})
-	if err != nil {
-		return tag, "", err
-	}
-	defer res.Body.Close()
-	out, err := readBuildStream(res.Body)
-	e.removeStageImages(ctx, out)
-	return tag, out, err
+	e.removeStageImages(ctx, out.String())
+	return tag, out.String(), err
 }
 
 var stepImage = regexp.MustCompile(`^ ---> ([0-9a-f]{12,64})$`)
@@ -106,93 +88,4 @@ func (e *Env) removeStageImages(ctx context.Context, out string) {
 		}
 		_, _ = e.Client.ImageRemove(ctx, made[i], client.ImageRemoveOptions{PruneChildren: true})
 	}
-}
-
-// readBuildStream collects the JSON message stream of /build and returns
-// the first error it reports.
-func readBuildStream(r io.Reader) (string, error) {
-	var out strings.Builder
-	dec := json.NewDecoder(bufio.NewReader(r))
-	for {
-		var m struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			return out.String(), nil
-		} else if err != nil {
-			return out.String(), err
-		}
-		out.WriteString(m.Stream)
-		if m.Error != "" {
-			return out.String(), fmt.Errorf("%s", m.Error)
-		}
-	}
-}
-
-// TarDir writes dir as a tar stream (a build context). Symlinks are kept as
-// links; the owner is root.
-func TarDir(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
-}
-
-// TarFiles returns a tar stream of in-memory files (name -> content), for
-// small build contexts written by a test.
-func TarFiles(files map[string][]byte) io.Reader {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for name, data := range files {
-		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(0, 0)})
-		_, _ = tw.Write(data)
-	}
-	_ = tw.Close()
-	return &buf
 }

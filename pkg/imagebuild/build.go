@@ -34,6 +34,8 @@ type Options struct {
 	Labels    map[string]string
 	Target    string
 	NoCache   bool
+	// NetworkMode for RUN steps ("none" proves a build needs no network).
+	NetworkMode string
 	// Exclude adds .dockerignore-style patterns that never enter the
 	// context, whatever the project's .dockerignore says (for example the
 	// stack's generated passwords).
@@ -95,6 +97,7 @@ func Build(ctx context.Context, api API, opts Options) (Result, error) {
 		Labels:      opts.Labels,
 		Target:      opts.Target,
 		NoCache:     opts.NoCache,
+		NetworkMode: opts.NetworkMode,
 		Remove:      true,
 		ForceRemove: true,
 	})
