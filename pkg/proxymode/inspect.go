@@ -10,12 +10,13 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/hacluster/hacluster/pkg/cmdline"
 )
 
 // EndpointFunc reads http://<node>:<port>/proxyMode from outside the node.
@@ -119,10 +120,10 @@ func Inspect(ctx context.Context, c kubernetes.Interface, o InspectOptions) (*Re
 	ds, err := c.AppsV1().DaemonSets(Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{})
 	if err == nil {
 		r.DaemonSetFound = true
-		if addr := daemonSetFlag(ds, "--metrics-bind-address"); addr != "" {
+		if addr := cmdline.PodFlag(&ds.Spec.Template.Spec, "--metrics-bind-address"); addr != "" {
 			r.Metrics = ParseMetricsBindAddress(addr)
 		}
-		if m := daemonSetFlag(ds, "--proxy-mode"); m != "" {
+		if m := cmdline.PodFlag(&ds.Spec.Template.Spec, "--proxy-mode"); m != "" {
 			r.Configured = Effective(m)
 			r.ConfiguredValue = m
 			r.Warnings = append(r.Warnings, "the DaemonSet passes --proxy-mode="+m+": it overrides the ConfigMap")
@@ -278,21 +279,6 @@ func hasAddress(n *corev1.Node, ip string) bool {
 	return false
 }
 
-func daemonSetFlag(ds *appsv1.DaemonSet, flag string) string {
-	for _, ctr := range ds.Spec.Template.Spec.Containers {
-		args := append(append([]string{}, ctr.Command...), ctr.Args...)
-		for i, a := range args {
-			if v, ok := strings.CutPrefix(a, flag+"="); ok {
-				return v
-			}
-			if a == flag && i+1 < len(args) {
-				return args[i+1]
-			}
-		}
-	}
-	return ""
-}
-
 // findReplacement detects a CNI that implements Services itself.
 func findReplacement(ctx context.Context, c kubernetes.Interface) string {
 	if cm, err := c.CoreV1().ConfigMaps(Namespace).Get(ctx, "cilium-config", metav1.GetOptions{}); err == nil {
@@ -302,7 +288,7 @@ func findReplacement(ctx context.Context, c kubernetes.Interface) string {
 		}
 	}
 	if ds, err := c.AppsV1().DaemonSets(Namespace).Get(ctx, "kube-router", metav1.GetOptions{}); err == nil {
-		if daemonSetFlag(ds, "--run-service-proxy") == "true" {
+		if cmdline.PodFlag(&ds.Spec.Template.Spec, "--run-service-proxy") == "true" {
 			return "kube-router (--run-service-proxy=true)"
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hacluster/hacluster/pkg/cmdline"
 )
 
 // Severity of a Finding.
@@ -292,11 +294,9 @@ func readCluster(ctx context.Context, c kubernetes.Interface, o Options) (*clust
 	}
 	if pods, err := c.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "component=kube-apiserver"}); err == nil {
 		for _, p := range pods.Items {
-			for _, ctr := range p.Spec.Containers {
-				if v := flagValue(append(append([]string{}, ctr.Command...), ctr.Args...), "--service-node-port-range"); v != "" {
-					if r, err := ParsePortRange(v); err == nil {
-						cl.portRange, cl.rangeSource = r, "kube-apiserver flag on "+p.Name
-					}
+			if v := cmdline.PodFlag(&p.Spec, "--service-node-port-range"); v != "" {
+				if r, err := ParsePortRange(v); err == nil {
+					cl.portRange, cl.rangeSource = r, "kube-apiserver flag on "+p.Name
 				}
 			}
 		}
@@ -323,19 +323,6 @@ func extraArg(v any, name string) string {
 					return s
 				}
 			}
-		}
-	}
-	return ""
-}
-
-// flagValue finds --flag=value or --flag value in a command line.
-func flagValue(args []string, flag string) string {
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, flag+"="); ok {
-			return v
-		}
-		if a == flag && i+1 < len(args) {
-			return args[i+1]
 		}
 	}
 	return ""
