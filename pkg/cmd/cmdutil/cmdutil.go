@@ -49,6 +49,20 @@ func Exit(err error, errOut io.Writer) {
 	os.Exit(code)
 }
 
+// ParseKeyValues turns repeated `--flag KEY=VALUE` values into a map, with
+// a clear error naming the flag for a value without "=" or with an empty key.
+func ParseKeyValues(flag string, values []string) (map[string]string, error) {
+	m := make(map[string]string, len(values))
+	for _, kv := range values {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--%s %q: want KEY=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
 // AddOutputFlag registers -o/--output with completion of the allowed values.
 func AddOutputFlag(cmd *cobra.Command, target *string, allowed ...output.Format) {
 	names := []string{}

@@ -181,3 +181,15 @@ func TestCompletionCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKeyValues(t *testing.T) {
+	m, err := ParseKeyValues("env", []string{"DB_HOST=mysql", "EMPTY=", "URL=a=b"})
+	if err != nil || m["DB_HOST"] != "mysql" || m["EMPTY"] != "" || m["URL"] != "a=b" || len(m) != 3 {
+		t.Fatalf("got %v, %v", m, err)
+	}
+	for _, bad := range []string{"NOEQUALS", "=value"} {
+		if _, err := ParseKeyValues("env", []string{bad}); err == nil || !strings.Contains(err.Error(), "--env") {
+			t.Errorf("%q: error %v, want one naming --env", bad, err)
+		}
+	}
+}

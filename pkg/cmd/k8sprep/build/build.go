@@ -113,21 +113,11 @@ func (o *Options) Complete(args []string) error {
 	if o.format, err = output.ParseFormat(o.Output, output.Table, output.JSON, output.YAML); err != nil {
 		return err
 	}
-	o.args = map[string]string{}
-	for _, a := range o.BuildArgs {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--build-arg %q: want NAME=value", a)
-		}
-		o.args[k] = v
+	if o.args, err = cmdutil.ParseKeyValues("build-arg", o.BuildArgs); err != nil {
+		return err
 	}
-	o.labels = map[string]string{}
-	for _, a := range o.Labels {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--label %q: want KEY=value", a)
-		}
-		o.labels[k] = v
+	if o.labels, err = cmdutil.ParseKeyValues("label", o.Labels); err != nil {
+		return err
 	}
 	return nil
 }

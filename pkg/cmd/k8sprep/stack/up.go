@@ -107,13 +107,8 @@ func (o *upOptions) validate() error {
 		}
 		o.parsedPts = append(o.parsedPts, pp)
 	}
-	o.parsedEnv = map[string]string{}
-	for _, e := range o.env {
-		k, v, ok := strings.Cut(e, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--env %q: want KEY=VALUE", e)
-		}
-		o.parsedEnv[k] = v
+	if o.parsedEnv, err = cmdutil.ParseKeyValues("env", o.env); err != nil {
+		return err
 	}
 	if o.mysqlPort < 0 || o.mysqlPort > 65535 {
 		return fmt.Errorf("--mysql-port %d: not a port", o.mysqlPort)
