@@ -143,20 +143,25 @@ func (c *Cluster) Install(ctx context.Context, a Addon, manifests []Manifest, o 
 
 	o.Progress.Start("applying %s %s (%d objects, server-side apply as %s)", a.Name, a.Version, len(plan), FieldManager)
 	var crds []string
+	waitCRDs := func() error {
+		o.Progress.Done()
+		o.Progress.Start("waiting for %d CRDs to be Established", len(crds))
+		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		if err := c.waitEstablished(wctx, crds); err != nil {
+			o.Progress.Fail()
+			return err
+		}
+		crds = nil
+		return nil
+	}
 	for i, p := range plan {
 		if p.mapping == nil {
 			// The first object whose kind comes from a CRD: wait for CRDs.
 			if len(crds) > 0 {
-				o.Progress.Done()
-				o.Progress.Start("waiting for %d CRDs to be Established", len(crds))
-				wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-				err := c.waitEstablished(wctx, crds)
-				cancel()
-				if err != nil {
-					o.Progress.Fail()
+				if err := waitCRDs(); err != nil {
 					return res, err
 				}
-				crds = nil
 				o.Progress.Done()
 				o.Progress.Start("applying the rest of %s", a.Name)
 			}
@@ -190,13 +195,7 @@ func (c *Cluster) Install(ctx context.Context, a Addon, manifests []Manifest, o 
 		}
 	}
 	if len(crds) > 0 {
-		o.Progress.Done()
-		o.Progress.Start("waiting for %d CRDs to be Established", len(crds))
-		wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-		err := c.waitEstablished(wctx, crds)
-		cancel()
-		if err != nil {
-			o.Progress.Fail()
+		if err := waitCRDs(); err != nil {
 			return res, err
 		}
 		c.Mapper.Reset()
