@@ -30,6 +30,8 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/hacluster/hacluster/pkg/output"
 )
 
 func init() {
@@ -884,8 +886,8 @@ func (r *Runner) Logs(ctx context.Context, name, service string, follow bool, ta
 			defer rc.Close()
 			o, e := stdout, stderr
 			if len(picked) > 1 {
-				o = &prefixWriter{w: stdout, prefix: s.Service + " | "}
-				e = &prefixWriter{w: stderr, prefix: s.Service + " | "}
+				o = &output.PrefixWriter{W: stdout, Prefix: s.Service + " | "}
+				e = &output.PrefixWriter{W: stderr, Prefix: s.Service + " | "}
 			}
 			_, err = stdcopy.StdCopy(o, e, rc)
 			if errors.Is(err, context.Canceled) {
@@ -901,28 +903,6 @@ func (r *Runner) Logs(ctx context.Context, name, service string, follow bool, ta
 		}
 	}
 	return first
-}
-
-// prefixWriter prefixes each line; one goroutine writes to each.
-type prefixWriter struct {
-	w       io.Writer
-	prefix  string
-	midLine bool
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	var out bytes.Buffer
-	for _, c := range b {
-		if !p.midLine {
-			out.WriteString(p.prefix)
-		}
-		out.WriteByte(c)
-		p.midLine = c != '\n'
-	}
-	if _, err := p.w.Write(out.Bytes()); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
 
 // DownResult is what Down removed.

@@ -3,7 +3,6 @@ package stack
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -205,26 +204,5 @@ func (o *upOptions) run(cmd *cobra.Command, dockerCLI command.Cli) error {
 	return nil
 }
 
-// indent shows build output dimmed under the progress lines.
-func indent(w io.Writer) io.Writer { return &prefixWriter{w: w, prefix: "   │ "} }
-
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-	mid    bool
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	var sb strings.Builder
-	for _, c := range string(b) {
-		if !p.mid {
-			sb.WriteString(p.prefix)
-		}
-		sb.WriteRune(c)
-		p.mid = c != '\n'
-	}
-	if _, err := io.WriteString(p.w, sb.String()); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
+// indent shows build output under the progress lines.
+func indent(w io.Writer) io.Writer { return &output.PrefixWriter{W: w, Prefix: "   │ "} }
