@@ -21,7 +21,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
@@ -37,9 +36,7 @@ const fixtures = "../../../addons/testdata"
 func run(t *testing.T, kubeconfig string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	flags := genericclioptions.NewConfigFlags(true)
-	flags.KubeConfig = &kubeconfig
-	f := &factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}}
+	f := factory.ForKubeconfig(kubeconfig, "", genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	cmd := addons.NewCmd(f)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

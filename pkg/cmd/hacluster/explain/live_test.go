@@ -16,7 +16,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
@@ -25,11 +24,8 @@ import (
 )
 
 func run(ctx context.Context, bed *testbed.Bed, ns string, args ...string) (string, error) {
-	flags := genericclioptions.NewConfigFlags(true)
-	kc := bed.Kubeconfig
-	flags.KubeConfig, flags.Namespace = &kc, &ns
 	var out, errb bytes.Buffer
-	f := &factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errb}}
+	f := factory.ForKubeconfig(bed.Kubeconfig, ns, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errb})
 	cmd := NewCmd(f)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

@@ -17,6 +17,18 @@ type Factory struct {
 	genericiooptions.IOStreams
 }
 
+// ForKubeconfig returns a Factory for one kubeconfig file and, when not
+// empty, one namespace: what `--kubeconfig FILE -n NS` gives on the command
+// line (tests, and tools that embed the commands).
+func ForKubeconfig(kubeconfig, namespace string, streams genericiooptions.IOStreams) *Factory {
+	flags := genericclioptions.NewConfigFlags(true)
+	flags.KubeConfig = &kubeconfig
+	if namespace != "" {
+		flags.Namespace = &namespace
+	}
+	return &Factory{ConfigFlags: flags, IOStreams: streams}
+}
+
 // RESTConfig loads the client configuration selected by the flags, with
 // a one-line error for a missing or broken kubeconfig.
 func (f *Factory) RESTConfig() (*rest.Config, error) {

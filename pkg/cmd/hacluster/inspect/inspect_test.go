@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
@@ -24,10 +23,8 @@ import (
 // the exit code the plugin would exit with.
 func run(t *testing.T, kubeconfig string, args ...string) (string, int) {
 	t.Helper()
-	flags := genericclioptions.NewConfigFlags(true)
-	flags.KubeConfig = &kubeconfig
 	var out, errOut bytes.Buffer
-	f := &factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}}
+	f := factory.ForKubeconfig(kubeconfig, "", genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
 	cmd := NewCmd(f)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
@@ -172,10 +169,8 @@ func TestBadFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	for args, want := range map[string]string{"--fail-on info": "--fail-on must be warning or error", "-o xml": "unknown output format"} {
-		flags := genericclioptions.NewConfigFlags(true)
-		flags.KubeConfig = &kc
 		var out bytes.Buffer
-		cmd := NewCmd(&factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}})
+		cmd := NewCmd(factory.ForKubeconfig(kc, "", genericiooptions.IOStreams{Out: &out, ErrOut: &out}))
 		cmd.SetArgs(strings.Fields(args))
 		cmd.SetOut(&out)
 		cmd.SetErr(&out)

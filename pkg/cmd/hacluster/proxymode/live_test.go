@@ -18,7 +18,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
@@ -46,11 +45,8 @@ func startupLog(version string, m core.Mode) []string {
 }
 
 func run(ctx context.Context, bed *testbed.Bed, args ...string) (string, string, error) {
-	flags := genericclioptions.NewConfigFlags(true)
-	kc := bed.Kubeconfig
-	flags.KubeConfig = &kc
 	var out, errb bytes.Buffer
-	f := &factory.Factory{ConfigFlags: flags, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errb}}
+	f := factory.ForKubeconfig(bed.Kubeconfig, "", genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errb})
 	cmd := NewCmd(f)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
