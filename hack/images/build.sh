@@ -4,13 +4,15 @@
 #   hacluster.local/debian:bookworm  debootstrap --variant=minbase + docker import
 #   hacluster.local/mariadb:10.11    Debian's MariaDB on that base (mariadb/)
 #   hacluster.local/golang:1.26      the host's Go + the host's CA bundle (golang/)
+#   hacluster.local/node:bookworm    a bare server for the node test bed: systemd,
+#                                    sshd, sudo, nothing of Kubernetes (node/)
 # Each image carries the label io.hacluster.images.inputs=<hash of its
 # inputs>. An image whose label matches is left alone (a run with nothing to do
 # takes well under a second); otherwise the image is loaded from
 # .cache/images/<name>-<hash>.tar (docker save) when that exists, or built and
 # then saved there.
 #
-# Usage: hack/images/build.sh [debian|mariadb|golang ...]   (default: all)
+# Usage: hack/images/build.sh [debian|mariadb|golang|node ...]   (default: all)
 # Env:   DEBIAN_MIRROR (default http://deb.debian.org/debian), IMAGES_CACHE
 #        (default <repo>/.cache/images), GO (default go).
 set -Eeuo pipefail
@@ -26,6 +28,7 @@ LABEL=io.hacluster.images.inputs
 DEBIAN_REF=hacluster.local/debian:$SUITE
 MARIADB_REF=hacluster.local/mariadb:10.11
 GOLANG_REF=hacluster.local/golang:1.26
+NODE_REF=hacluster.local/node:$SUITE
 
 T0=$SECONDS
 log() { printf '[images %(%T)T +%3ds] %s\n' -1 $((SECONDS - T0)) "$*" >&2; }
@@ -127,6 +130,17 @@ build_mariadb() {
 		>"$WORK/mariadb-build.log" 2>&1 || { tail -n 30 "$WORK/mariadb-build.log" >&2; die "docker build $MARIADB_REF failed (log above)"; }
 }
 
+# --- hacluster.local/node:bookworm ------------------------------------------
+node_key() {
+	{ echo "base $(debian_key)"; cd "$HERE/node" && for f in $(ls | sort); do echo "$f"; cat "$f"; done; } | sha
+}
+build_node() {
+	local key=$1
+	workdir
+	docker build --label "$LABEL=$key" --build-arg "BASE=$DEBIAN_REF" -t "$NODE_REF" "$HERE/node" \
+		>"$WORK/node-build.log" 2>&1 || { tail -n 30 "$WORK/node-build.log" >&2; die "docker build $NODE_REF failed (log above)"; }
+}
+
 # --- hacluster.local/golang:1.26 -------------------------------------------
 GOROOT_DIR=
 go_inputs() {
@@ -165,13 +179,13 @@ build_golang() {
 
 main() {
 	local want=("$@") w
-	[ ${#want[@]} -gt 0 ] || want=(debian mariadb golang)
+	[ ${#want[@]} -gt 0 ] || want=(debian mariadb golang node)
 	docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
 		|| die "the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock})"
 	for w in "${want[@]}"; do
 		case "$w" in
-		debian | mariadb | golang) ;;
-		*) die "unknown image $w (want debian, mariadb or golang)" ;;
+		debian | mariadb | golang | node) ;;
+		*) die "unknown image $w (want debian, mariadb, golang or node)" ;;
 		esac
 	done
 	# Every image builds on the Debian base.
@@ -180,6 +194,7 @@ main() {
 		case "$w" in
 		mariadb) ensure "$MARIADB_REF" mariadb "$(mariadb_key)" build_mariadb ;;
 		golang) ensure "$GOLANG_REF" golang "$(golang_key)" build_golang ;;
+		node) ensure "$NODE_REF" node "$(node_key)" build_node ;;
 		esac
 	done
 	log "done in $((SECONDS - T0))s"

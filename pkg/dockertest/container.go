@@ -67,6 +67,12 @@ type RunSpec struct {
 	Labels map[string]string
 	// NoStart only creates the container.
 	NoStart bool
+	// Hostname of the container (default: Docker's, the short ID).
+	Hostname string
+	// Configure, when set, adjusts what Run sends to the engine last, for
+	// settings RunSpec has no field for (capabilities, a fixed address, ...).
+	// The endpoint is nil without a Network.
+	Configure func(*container.Config, *container.HostConfig, *network.EndpointSettings)
 }
 
 // Container is a container created by Env.Run.
@@ -81,14 +87,15 @@ func (e *Env) Run(t testing.TB, spec RunSpec) *Container {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := e.run(ctx, spec)
+	c, err := e.RunContext(ctx, spec)
 	if err != nil {
 		t.Fatalf("dockertest: %v", err)
 	}
 	return c
 }
 
-func (e *Env) run(ctx context.Context, spec RunSpec) (*Container, error) {
+// RunContext is Run without a test.
+func (e *Env) RunContext(ctx context.Context, spec RunSpec) (*Container, error) {
 	name := spec.Name
 	if name == "" {
 		base := spec.Image[strings.LastIndex(spec.Image, "/")+1:]
@@ -104,6 +111,7 @@ func (e *Env) run(ctx context.Context, spec RunSpec) (*Container, error) {
 		Cmd:          spec.Cmd,
 		Entrypoint:   spec.Entrypoint,
 		Env:          spec.Env,
+		Hostname:     spec.Hostname,
 		Labels:       labels,
 		ExposedPorts: network.PortSet{},
 	}
@@ -120,9 +128,14 @@ func (e *Env) run(ctx context.Context, spec RunSpec) (*Container, error) {
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: vol, Target: path})
 	}
 	var nc *network.NetworkingConfig
+	var ep *network.EndpointSettings
 	if spec.Network != "" {
 		hc.NetworkMode = container.NetworkMode(spec.Network)
-		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: {}}}
+		ep = &network.EndpointSettings{}
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: ep}}
+	}
+	if spec.Configure != nil {
+		spec.Configure(cfg, hc, ep)
 	}
 	res, err := e.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc, NetworkingConfig: nc})
 	if err != nil {
@@ -314,7 +327,7 @@ func (e *Env) RunOnce(t testing.TB, spec RunSpec, timeout time.Duration) (int64,
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := e.run(ctx, spec)
+	c, err := e.RunContext(ctx, spec)
 	if err != nil {
 		t.Fatalf("dockertest: %v", err)
 	}

@@ -59,34 +59,53 @@ type Env struct {
 // fails the test if CI is set and skips it otherwise.
 func New(t testing.TB) *Env {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	e, err := Connect(ctx, "", t.Name())
+	cancel()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v; CI is set, so this is a failure: start dockerd (see .ci/run)", err)
+		}
+		t.Skipf("%v; skipping (set CI=1 to make this a failure)", err)
+	}
+	t.Cleanup(func() {
+		if os.Getenv(KeepEnv) == "1" {
+			t.Logf("dockertest: %s=1, keeping objects labelled %s=%s", KeepEnv, LabelKey, e.id)
+		} else {
+			var logf func(string, ...any)
+			if t.Failed() {
+				logf = t.Logf
+			}
+			if err := e.Cleanup(logf); err != nil {
+				t.Errorf("dockertest cleanup: %v", err)
+			}
+		}
+		e.Client.Close()
+	})
+	return e
+}
+
+// Connect is New without a test: for beds shared from TestMain and for
+// commands. id "" picks a random one; a fixed id (for example one a command
+// stores) finds the objects of an earlier Connect with that id again. The
+// caller removes what it made with Cleanup and closes Client.
+func Connect(ctx context.Context, id, testName string) (*Env, error) {
 	cli, err := client.New(client.FromEnv)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-		cancel()
 		if err != nil {
 			cli.Close()
 		}
 	}
 	if err != nil {
-		msg := fmt.Sprintf("dockertest: the Docker engine does not answer (%s): %v", engineHost(), err)
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s; CI is set, so this is a failure: start dockerd (see .ci/run)", msg)
-		}
-		t.Skipf("%s; skipping (set CI=1 to make this a failure)", msg)
+		return nil, fmt.Errorf("dockertest: the Docker engine does not answer (%s): %v", engineHost(), err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	e := &Env{Client: cli, id: hex.EncodeToString(b), testName: t.Name()}
-	t.Cleanup(func() {
-		if os.Getenv(KeepEnv) == "1" {
-			t.Logf("dockertest: %s=1, keeping objects labelled %s=%s", KeepEnv, LabelKey, e.id)
-		} else if err := e.cleanup(t); err != nil {
-			t.Errorf("dockertest cleanup: %v", err)
-		}
-		cli.Close()
-	})
-	return e
+	if id == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	return &Env{Client: cli, id: id, testName: testName}, nil
 }
 
 func engineHost() string {
@@ -158,10 +177,10 @@ func (e *Env) RequireImage(t testing.TB, ref string) {
 	t.Skip(msg)
 }
 
-// cleanup removes every container, network, volume and image labelled with
-// this Env's ID. When the test failed it first logs the tail of each
-// container's output.
-func (e *Env) cleanup(t testing.TB) error {
+// Cleanup removes every container, network, volume and image labelled with
+// this Env's ID. With a non-nil logf (a failed test's t.Logf) it first logs
+// the tail of each container's output.
+func (e *Env) Cleanup(logf func(format string, args ...any)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	f := make(client.Filters).Add("label", LabelKey+"="+e.id)
@@ -170,10 +189,10 @@ func (e *Env) cleanup(t testing.TB) error {
 	cs, err := e.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	errs = append(errs, err)
 	for _, c := range cs.Items {
-		if t.Failed() {
+		if logf != nil {
 			name := strings.TrimPrefix(strings.Join(c.Names, ","), "/")
 			if logs, err := e.logsTail(ctx, c.ID, "40"); err == nil {
-				t.Logf("dockertest: last output of container %s (%s):\n%s", name, c.State, logs)
+				logf("dockertest: last output of container %s (%s):\n%s", name, c.State, logs)
 			}
 		}
 		_, err := e.Client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
