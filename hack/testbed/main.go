@@ -16,12 +16,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hacluster/hacluster/hack/internal/detach"
 	"github.com/hacluster/hacluster/pkg/testbed"
 )
 
@@ -102,23 +100,10 @@ type info struct {
 	Bin        string             `json:"bin"`
 }
 
+func (r runner) detached() detach.Runner { return detach.Runner{Dir: r.dir, Name: "hacluster-testbed"} }
+
 // runnerPID returns the PID of a live runner, or 0.
-func (r runner) runnerPID() int {
-	b, err := os.ReadFile(r.path("runner.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 || syscall.Kill(pid, 0) != nil {
-		return 0
-	}
-	// A recycled PID would not be running our copy.
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || !strings.HasPrefix(exe, r.path("bin")) {
-		return 0
-	}
-	return pid
-}
+func (r runner) runnerPID() int { return r.detached().PID() }
 
 func (r runner) readInfo() (*info, error) {
 	b, err := os.ReadFile(r.path("info.json"))
@@ -150,42 +135,18 @@ func (r runner) up() error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(r.path("bin"), 0o755); err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	exe := r.path("bin/hacluster-testbed")
-	if err := copyFile(self, exe); err != nil {
-		return err
-	}
-	logf, err := os.Create(r.path("runner.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(exe, "--dir", r.dir, "serve")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive make and the terminal
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	exited, err := r.detached().Start("--dir", r.dir, "serve")
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(r.path("runner.pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	fmt.Fprintf(os.Stderr, "testbed: starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (log: %s)\n", r.path("runner.log"))
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case err := <-exited:
-			_ = os.Remove(r.path("runner.pid"))
-			return fmt.Errorf("the runner exited (%v); last lines of %s:\n%s", err, r.path("runner.log"), tail(r.path("runner.log"), 20))
+			return fmt.Errorf("the runner exited (%v); last lines of %s:\n  %s", err, r.path("runner.log"), strings.ReplaceAll(r.detached().Tail(20), "\n", "\n  "))
 		case <-tick.C:
 			fmt.Fprintf(os.Stderr, "testbed: still starting (%s)...\n", time.Since(start).Round(time.Second))
 		case <-time.After(100 * time.Millisecond):
@@ -222,18 +183,7 @@ export PATH=%s:$PATH   # kubectl %s, matching the server
 }
 
 func (r runner) down() error {
-	stoppedRunner := false
-	if pid := r.runnerPID(); pid != 0 {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(30 * time.Second)
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if syscall.Kill(pid, 0) == nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		stoppedRunner = true
-	}
+	stoppedRunner := r.detached().Stop(30 * time.Second)
 	stopped, err := testbed.KillFromPIDFiles(r.path("state"), 5*time.Second)
 	for _, name := range []string{"runner.pid", "info.json", "kubeconfig"} {
 		_ = os.Remove(r.path(name))
@@ -343,33 +293,4 @@ func (r runner) kubeProxyLogs(ctx context.Context, bed *testbed.Bed) error {
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "  " + strings.Join(lines, "\n  ")
 }

@@ -64,6 +64,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hacluster/hacluster/pkg/dockertest"
+	"github.com/hacluster/hacluster/pkg/upstream"
 )
 
 // Image is the host image `make images` builds (hack/images/node).
@@ -103,6 +104,10 @@ type Options struct {
 	Dir string
 	// Logf, when set, reports progress (host booted, ...).
 	Logf func(format string, args ...any)
+	// Upstream starts the internet in a box (pkg/upstream) on the gateway:
+	// release downloads and a registry the hosts reach over plain http.
+	// Its artifacts come from `make upstream`.
+	Upstream bool
 }
 
 // HostSpec describes one host. The Same* fields copy another host's identity,
@@ -135,6 +140,9 @@ type Bed struct {
 	// UpstreamDNS is a resolver that is not on loopback (this machine's), for
 	// a kubelet's resolvConf.
 	UpstreamDNS netip.Addr
+	// Upstream serves release downloads and images on the gateway (with
+	// Options.Upstream), nil otherwise.
+	Upstream *upstream.Server
 
 	env        *dockertest.Env
 	dir        string
@@ -249,12 +257,24 @@ func New(ctx context.Context, opts Options) (_ *Bed, err error) {
 	} else if err := os.MkdirAll(b.dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := saveSysctls(b.path(sysctlFile), b.sysctls); err != nil {
+		return nil, err
+	}
 	b.UpstreamDNS = upstreamDNS()
 	if err := b.makeKey(); err != nil {
 		return nil, err
 	}
 	if err := b.makeNetwork(ctx, opts.Prefix, opts.Subnet, len(specs)); err != nil {
 		return nil, err
+	}
+	if opts.Upstream {
+		b.Upstream, err = upstream.Start(ctx, upstream.Options{Addr: net.JoinHostPort(b.Gateway.String(), "0"), Logf: b.logf})
+		if err != nil {
+			if errors.Is(err, upstream.ErrNotBuilt) {
+				err = &unavailableError{err}
+			}
+			return nil, err
+		}
 	}
 	for i, spec := range specs {
 		h, err := b.makeHost(ctx, opts, spec, i)
@@ -323,15 +343,42 @@ func (b *Bed) Dir() string { return b.dir }
 // ID is the label ID of everything the bed made.
 func (b *Bed) ID() string { return b.env.ID() }
 
+// Remove deletes what a bed with Options.ID id left behind (its runner was
+// killed before Stop) and restores the sysctls recorded in dir, if any. It
+// returns how many containers it removed.
+func Remove(ctx context.Context, id, dir string) (int, error) {
+	env, err := dockertest.Connect(ctx, id, "nodebed")
+	if err != nil {
+		return 0, err
+	}
+	defer env.Client.Close()
+	res, err := env.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", dockertest.LabelKey+"="+id)})
+	if err != nil {
+		return 0, err
+	}
+	errs := []error{env.Cleanup(nil)}
+	if saved, err := loadSysctls(filepath.Join(dir, sysctlFile)); err == nil {
+		errs = append(errs, restoreSysctls(saved, nil))
+		_ = os.Remove(filepath.Join(dir, sysctlFile))
+	}
+	return len(res.Items), errors.Join(errs...)
+}
+
 // Stop removes every host, volume and the network, restores the sysctls the
 // hosts changed on this machine and removes the temporary directory.
 func (b *Bed) Stop() error {
 	var errs []error
+	if b.Upstream != nil {
+		errs = append(errs, b.Upstream.Close())
+	}
 	if b.env != nil {
 		errs = append(errs, b.env.Cleanup(nil))
 		b.env.Client.Close()
 	}
 	errs = append(errs, restoreSysctls(b.sysctls, b.logf))
+	if b.dir != "" {
+		_ = os.Remove(b.path(sysctlFile))
+	}
 	if b.removeDir && b.dir != "" {
 		errs = append(errs, os.RemoveAll(b.dir))
 	}

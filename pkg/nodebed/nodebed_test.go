@@ -29,7 +29,8 @@ func run(m *testing.M) int {
 	defer cancel()
 	var err error
 	bed, err = nodebed.New(ctx, nodebed.Options{
-		Prefix: "nbt",
+		Prefix:   "nbt",
+		Upstream: true,
 		Hosts: []nodebed.HostSpec{
 			{Name: "node-1"}, {Name: "node-2"}, {Name: "node-3"},
 			{Name: "dup", Hostname: "node-1", SameMachineIDAs: "node-1", SameProductUUIDAs: "node-1"},
@@ -433,6 +434,73 @@ func TestBadOptions(t *testing.T) {
 		if b, err := nodebed.New(ctx, o); err == nil {
 			b.Stop()
 			t.Errorf("%+v: accepted", o)
+		}
+	}
+}
+
+// The hosts download releases the way the upstream docs say (curl, then
+// sha256sum against the published checksum file), run what they got, and read
+// image manifests from the registry over plain http on the gateway.
+func TestHostsDownloadFromUpstreamInABox(t *testing.T) {
+	b := need(t)
+	u := b.Upstream
+	v := u.Versions
+	c := strings.TrimPrefix(v.Containerd, "v")
+	script := fmt.Sprintf(`set -eu
+cd "$(mktemp -d)"
+K=%[1]s/dl.k8s.io/release/%[2]s/bin/linux/amd64
+curl -fsSLO "$K/kubeadm" -fsSLO "$K/kubeadm.sha256"
+echo "$(cat kubeadm.sha256)  kubeadm" | sha256sum --check --quiet
+chmod +x kubeadm && ./kubeadm version -o short
+G=%[1]s/github.com
+curl -fsSLO "$G/containerd/containerd/releases/download/%[3]s/containerd-%[4]s-linux-amd64.tar.gz" -fsSLO "$G/containerd/containerd/releases/download/%[3]s/containerd-%[4]s-linux-amd64.tar.gz.sha256sum"
+sha256sum --check --quiet containerd-%[4]s-linux-amd64.tar.gz.sha256sum
+tar -xzf containerd-%[4]s-linux-amd64.tar.gz && bin/containerd --version | cut -d' ' -f3
+curl -fsSLO "$G/opencontainers/runc/releases/download/%[5]s/runc.amd64" -fsSLO "$G/opencontainers/runc/releases/download/%[5]s/runc.sha256sum"
+sha256sum --check --quiet --ignore-missing runc.sha256sum
+chmod +x runc.amd64 && ./runc.amd64 --version | head -1 | cut -d' ' -f3
+curl -fsSLO "$G/containernetworking/plugins/releases/download/%[6]s/cni-plugins-linux-amd64-%[6]s.tgz" -fsSLO "$G/containernetworking/plugins/releases/download/%[6]s/cni-plugins-linux-amd64-%[6]s.tgz.sha256"
+sha256sum --check --quiet cni-plugins-linux-amd64-%[6]s.tgz.sha256
+mkdir cni && tar -xzf cni-plugins-linux-amd64-%[6]s.tgz -C cni && CNI_COMMAND=VERSION cni/bridge </dev/null | grep -o '"cniVersion":"[^"]*"' | head -1
+curl -fsSLO "$G/kubernetes-sigs/cri-tools/releases/download/%[7]s/crictl-%[7]s-linux-amd64.tar.gz" -fsSLO "$G/kubernetes-sigs/cri-tools/releases/download/%[7]s/crictl-%[7]s-linux-amd64.tar.gz.sha256"
+sha256sum --check --quiet crictl-%[7]s-linux-amd64.tar.gz.sha256
+tar -xzf crictl-%[7]s-linux-amd64.tar.gz && ./crictl --version | cut -d' ' -f3
+`, u.URL, v.Kubernetes, v.Containerd, c, v.Runc, v.CNIPlugins, v.Crictl)
+	ctx := ctxT(t, 3*time.Minute)
+	out, err := b.Hosts[0].Exec(ctx, "bash", "-c", script)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := strings.Fields(out)
+	want := []string{v.Kubernetes, v.Containerd, strings.TrimPrefix(v.Runc, "v"), `"cniVersion":"1.0.0"`, v.Crictl}
+	if len(got) != len(want) {
+		t.Fatalf("versions: %q, want %q", got, want)
+	}
+	for i := range want {
+		if i == 3 {
+			if !strings.HasPrefix(got[i], `"cniVersion":`) {
+				t.Errorf("CNI plugin version answer %q", got[i])
+			}
+			continue
+		}
+		if got[i] != want[i] {
+			t.Errorf("version %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	// Image manifests from the host: their sha256 is the digest pushed.
+	for _, im := range u.Images {
+		repo, tag, _ := strings.Cut(im.Ref, ":")
+		if strings.Count(im.Ref, ":") != 1 {
+			t.Fatalf("unexpected reference %s", im.Ref)
+		}
+		out, err := b.Hosts[1].Exec(ctx, "sh", "-c", fmt.Sprintf(
+			"curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' -H 'Accept: application/vnd.oci.image.manifest.v1+json' %s/v2/%s/manifests/%s | sha256sum | cut -d' ' -f1",
+			u.URL, repo, tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if "sha256:"+strings.TrimSpace(out) != im.Digest {
+			t.Errorf("%s: the host read manifest sha256:%s, pushed %s", im.Ref, strings.TrimSpace(out), im.Digest)
 		}
 	}
 }

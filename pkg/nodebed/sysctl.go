@@ -1,11 +1,14 @@
 package nodebed
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
 )
 
 // HostSysctls are the kernel settings a kubelet (or kube-proxy) inside a host
@@ -26,6 +29,26 @@ var HostSysctls = []string{
 type Sysctl struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+}
+
+// sysctlFile in the bed's directory keeps the recorded values, for Remove.
+const sysctlFile = "host-sysctls.json"
+
+func saveSysctls(path string, s []Sysctl) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(path, b, 0o644)
+}
+
+func loadSysctls(path string) ([]Sysctl, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s []Sysctl
+	return s, json.Unmarshal(b, &s)
 }
 
 func readSysctls() []Sysctl {

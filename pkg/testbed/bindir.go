@@ -11,12 +11,13 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
 )
 
 // DefaultVersion is the Kubernetes version `make k8s-tools` builds unless
@@ -49,9 +50,9 @@ func BinDir() (string, error) {
 		if !versionRE.MatchString(v) {
 			return "", fmt.Errorf("K8S_VERSION %q does not look like v1.37.2", v)
 		}
-		root, err := repoRoot()
+		root, err := fileutil.RepoRoot()
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("%w; set %s", err, EnvBinDir)
 		}
 		dir = filepath.Join(root, ".cache", "k8s", v, "bin")
 	}
@@ -65,23 +66,4 @@ func BinDir() (string, error) {
 		return "", fmt.Errorf("kubernetes binaries missing in %s (%s): run `make k8s-tools`", dir, strings.Join(missing, ", "))
 	}
 	return dir, nil
-}
-
-// repoRoot walks up from the working directory to the hacluster go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module github.com/hacluster/hacluster\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the hacluster checkout above the working directory; set " + EnvBinDir)
-		}
-		dir = parent
-	}
 }

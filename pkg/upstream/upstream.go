@@ -1,0 +1,295 @@
+// Package upstream is the internet in a box for the node bed: one HTTP server
+// on this machine that serves what an installer downloads from the real
+// upstreams, so that tests run the product's real download, checksum, upload
+// and pull code with no internet.
+//
+//   - Release downloads, in the real sites' URL layouts with their checksum
+//     files, under a path named for the site: /dl.k8s.io/release/v1.37.2/bin/
+//     linux/amd64/kubelet(.sha256), /github.com/containerd/containerd/releases/
+//     download/v2.4.2/containerd-2.4.2-linux-amd64.tar.gz(.sha256sum), and
+//     runc, the CNI plugins and crictl the same way. MirrorURL gives the base
+//     to use in place of https://dl.k8s.io or https://github.com.
+//   - An OCI registry (go-containerregistry's registry, blobs on disk) under
+//     /v2/, holding every image kubeadm asks for, each under a repository
+//     named for its registry: registry.k8s.io/kube-apiserver:v1.37.2 is
+//     <Addr>/registry.k8s.io/kube-apiserver:v1.37.2. A containerd hosts.toml
+//     points at it with RegistryMirror and override_path = true.
+//
+// The artifacts are built once by `make upstream` (hack/upstream/build.sh)
+// into .cache/upstream; Start only serves them and pushes the images (blobs
+// already on disk are not uploaded again).
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hacluster/hacluster/pkg/fileutil"
+)
+
+// EnvDir overrides where the artifacts are looked up (default
+// <repo>/.cache/upstream).
+const EnvDir = "HACLUSTER_UPSTREAM_DIR"
+
+// Options configure Start.
+type Options struct {
+	// Addr to listen on, host:port; the node bed passes its gateway address
+	// with port 0 (a free port).
+	Addr string
+	// Dir holds files/ and images/ as hack/upstream/build.sh writes them.
+	Dir string
+	// Logf, when set, reports what is pushed and served.
+	Logf func(format string, args ...any)
+}
+
+// Image is one image the registry holds.
+type Image struct {
+	// Ref is the name a user (or kubeadm) knows, e.g.
+	// registry.k8s.io/kube-apiserver:v1.37.2.
+	Ref string
+	// Digest of its manifest, as pushed.
+	Digest string
+}
+
+// Server serves the release downloads and the registry.
+type Server struct {
+	// Addr is host:port of the server; URL is http://Addr.
+	Addr string
+	URL  string
+	// Images holds every image pushed, in images.txt's order.
+	Images []Image
+	// Dir is the artifact directory.
+	Dir string
+	// Versions of what is served (versions.json): Kubernetes, containerd,
+	// runc, the CNI plugins, crictl.
+	Versions Versions
+
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{}
+	closed sync.Once
+
+	mu       sync.Mutex
+	requests map[string]int
+}
+
+// Versions are the pinned versions hack/upstream/build.sh built.
+type Versions struct {
+	Kubernetes string `json:"kubernetes"`
+	Containerd string `json:"containerd"`
+	Runc       string `json:"runc"`
+	CNIPlugins string `json:"cniPlugins"`
+	Crictl     string `json:"crictl"`
+}
+
+// DefaultDir is $HACLUSTER_UPSTREAM_DIR or <repo>/.cache/upstream.
+func DefaultDir() (string, error) {
+	if d := os.Getenv(EnvDir); d != "" {
+		return d, nil
+	}
+	root, err := fileutil.RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("%w; set %s", err, EnvDir)
+	}
+	return filepath.Join(root, ".cache", "upstream"), nil
+}
+
+// ErrNotBuilt is returned (wrapped) by Start when the artifacts are missing.
+var ErrNotBuilt = errors.New("the upstream artifacts are not built: run `make upstream`")
+
+// Start serves Dir on Addr and pushes the images. Close stops it.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	dir := opts.Dir
+	if dir == "" {
+		var err error
+		if dir, err = DefaultDir(); err != nil {
+			return nil, err
+		}
+	}
+	list, err := readImageList(filepath.Join(dir, "images", "images.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w (%v)", ErrNotBuilt, err)
+	}
+	var versions Versions
+	data, err := os.ReadFile(filepath.Join(dir, "versions.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &versions)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w (%v)", ErrNotBuilt, err)
+	}
+	blobs := filepath.Join(dir, "registry-blobs")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: listen on %s: %w", opts.Addr, err)
+	}
+	s := &Server{
+		Addr:     ln.Addr().String(),
+		Dir:      dir,
+		Versions: versions,
+		ln:       ln,
+		done:     make(chan struct{}),
+		requests: map[string]int{},
+	}
+	s.URL = "http://" + s.Addr
+	reg := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(blobs)), registry.Logger(log.New(io.Discard, "", 0)))
+	files := http.FileServer(http.Dir(filepath.Join(dir, "files")))
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", reg)
+	mux.Handle("/", files)
+	s.srv = &http.Server{Handler: s.count(mux), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(ln)
+	}()
+	t0 := time.Now()
+	for _, im := range list {
+		digest, err := s.push(ctx, filepath.Join(dir, "images", im.file), im.ref)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Images = append(s.Images, Image{Ref: im.ref, Digest: digest})
+	}
+	logf("upstream: serving %s (releases under /<site>/..., registry under /v2/), %d images pushed in %s", s.URL, len(s.Images), time.Since(t0).Round(time.Millisecond))
+	return s, nil
+}
+
+type listed struct{ file, ref string }
+
+// readImageList reads images.txt: "<name> <reference>" per line.
+func readImageList(path string) ([]listed, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []listed
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) != 2 {
+			return nil, fmt.Errorf("%s: bad line %q", path, sc.Text())
+		}
+		out = append(out, listed{file: fields[0] + ".tar", ref: fields[1]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no image", path)
+	}
+	return out, nil
+}
+
+// push uploads a docker-archive tarball as ref's mirror name and returns the
+// manifest digest.
+func (s *Server) push(ctx context.Context, file, ref string) (string, error) {
+	src, err := name.ParseReference(ref)
+	if err != nil {
+		return "", fmt.Errorf("upstream: image %q: %w", ref, err)
+	}
+	img, err := tarball.ImageFromPath(file, nil)
+	if err != nil {
+		return "", fmt.Errorf("upstream: read %s: %w", file, err)
+	}
+	dst, err := s.MirrorRef(src)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("upstream: push %s: %w", dst, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}
+
+// MirrorRef is where the registry holds ref: <Addr>/<registry>/<repo>:<tag>.
+func (s *Server) MirrorRef(ref name.Reference) (name.Reference, error) {
+	repo := ref.Context()
+	mirrored := s.Addr + "/" + repo.RegistryStr() + "/" + repo.RepositoryStr()
+	out, err := name.ParseReference(mirrored+sep(ref)+ref.Identifier(), name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: mirror name of %s: %w", ref, err)
+	}
+	return out, nil
+}
+
+func sep(ref name.Reference) string {
+	if _, ok := ref.(name.Digest); ok {
+		return "@"
+	}
+	return ":"
+}
+
+// MirrorURL is the base URL that stands in for an upstream site, e.g.
+// MirrorURL("dl.k8s.io") = http://<Addr>/dl.k8s.io for https://dl.k8s.io.
+func (s *Server) MirrorURL(site string) string { return s.URL + "/" + site }
+
+// RegistryMirror is the endpoint a containerd hosts.toml gives for registry
+// (with override_path = true): http://<Addr>/v2/<registry>.
+func (s *Server) RegistryMirror(registry string) string { return s.URL + "/v2/" + registry }
+
+// Requests returns how many requests each top-level path (a site, or "v2")
+// has had: tests use it to prove that downloads came from here.
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.requests))
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) count(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		top, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		s.mu.Lock()
+		s.requests[top]++
+		s.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Close stops the server.
+func (s *Server) Close() error {
+	var err error
+	s.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = s.srv.Shutdown(ctx)
+		<-s.done
+	})
+	return err
+}
