@@ -7,20 +7,20 @@
 // Those packages cost more at start-up than the whole Docker CLI plugin
 // framework: github.com/santhosh-tekuri/jsonschema/v6 (compose.yaml
 // validation, through compose-go) compiles every JSON Schema meta-schema in
-// its init, k8s.io/api and k8s.io/apimachinery (`stack export`) build their
+// its init, k8s.io/api and k8s.io/apimachinery (`export k8s`) build their
 // tables, three YAML libraries, tablewriter, ... None of that can be deferred
 // from the outside: package initialisation runs before main. What can be
 // chosen is the order. The Go spec (since Go 1.21) initialises packages
 // sorted by import path, each as soon as all its imports are: this package
-// imports only the standard library and two leaf packages of ours, so it is
-// ready as soon as encoding/json is, and its path sorts before every heavy
-// package (github.com/hacluster/... < github.com/santhosh-tekuri/..., k8s.io/...,
-// go.yaml.in/..., github.com/olekukonko/..., github.com/moby/...). Its init
-// therefore runs before theirs; when argv is one of the calls above, it
-// writes the same bytes plugin.Run and the cobra command would and exits.
-// Any other argv (other commands, flags it does not know, --help, docker's
-// global flags before the plugin name) falls through to main and plugin.Run,
-// unchanged.
+// imports only the standard library, docker/cli's metadata types (no imports)
+// and two leaf packages of ours, so it is ready as soon as encoding/json is,
+// and its path sorts before every heavy package (github.com/hacluster/... <
+// github.com/santhosh-tekuri/..., k8s.io/..., go.yaml.in/...,
+// github.com/olekukonko/..., github.com/moby/...). Its init therefore runs
+// before theirs; when argv is one of the calls above, it writes the same
+// bytes plugin.Run and the cobra command would, and exits. Any other argv
+// (other commands, flags it does not know, --help, docker's global flags
+// before the plugin name) falls through to main and plugin.Run, unchanged.
 //
 // The metadata answer is exactly plugin.Run's (which skips the Docker CLI
 // set-up for it too). For `version`, what the fast path leaves out is the
