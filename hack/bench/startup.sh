@@ -5,8 +5,16 @@
 #     BENCH_COLD=1 also a cold build (empty GOCACHE; the module cache stays,
 #     nothing is downloaded). Cold builds take minutes: opt-in.
 #   - size of each binary (-s -w -trimpath, as `make build`)
-#   - wall time, median and min/max of N runs (default 20), of
-#       docker-k8sprep docker-cli-plugin-metadata  (what `docker --help` runs per plugin)
+#   - docker-k8sprep next to a bare plugin.Run binary built in the same run
+#     (cmd/docker-k8sprep/testdata/bareplugin: the same docker/cli, one cobra
+#     command, built the same way): CPU (user+sys), wall and peak RSS medians
+#     of N alternating runs (default 20, hack/bench/startcmp) and the ratios, of
+#       docker-cli-plugin-metadata    (what `docker --help` runs per plugin)
+#       k8sprep version               (as `docker k8sprep version` runs it)
+#     plus the same metadata call with the start-up fast path off
+#     (DOCKER_K8SPREP_NO_FASTPATH=1: every package initialised), and the
+#     init allocations of each (GODEBUG=inittrace=1)
+#   - wall time, median and min/max of N runs, of
 #       kubectl hacluster version                  (through the real kubectl from `make k8s-tools`)
 #
 # Usage: [N=20] [BENCH_COLD=1] hack/bench/startup.sh
@@ -63,8 +71,35 @@ for b in kubectl-hacluster docker-k8sprep; do
   printf 'size  %-24s %6.1f MB\n' "$b" "$(awk -v s="$(stat -c %s "$WORK/bin/$b")" 'BEGIN { print s / 1048576 }')"
 done
 
-printf 'docker-k8sprep docker-cli-plugin-metadata: '
-stats "$WORK/bin/docker-k8sprep" docker-cli-plugin-metadata
+# The reference: a bare plugin.Run binary, built like the plugin.
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "$WORK/bin/docker-bareplugin" ./cmd/docker-k8sprep/testdata/bareplugin
+go build -o "$WORK/startcmp" ./hack/bench/startcmp
+export DOCKER_CONFIG=$WORK/docker-config   # no user config, same for both sides
+
+# initallocs CMD...: the allocations of package initialisation, summed.
+initallocs() {
+  GODEBUG=inittrace=1 "$@" 2>&1 >/dev/null |
+    awk '$1 == "init" && $NF == "allocs" { n++; a += $(NF-1); b += $(NF-3) } END { printf "%6d allocs %9d bytes (%d package inits)\n", a, b, n }'
+}
+B=$WORK/bin/docker-bareplugin
+P=$WORK/bin/docker-k8sprep
+echo "init allocations (GODEBUG=inittrace=1):"
+printf '  %-58s %s\n' "bare plugin.Run  docker-cli-plugin-metadata" "$(initallocs "$B" docker-cli-plugin-metadata)"
+printf '  %-58s %s\n' "docker-k8sprep   docker-cli-plugin-metadata" "$(initallocs "$P" docker-cli-plugin-metadata)"
+printf '  %-58s %s\n' "docker-k8sprep   docker-cli-plugin-metadata, no fast path" "$(DOCKER_K8SPREP_NO_FASTPATH=1 initallocs "$P" docker-cli-plugin-metadata)"
+printf '  %-58s %s\n' "bare plugin.Run  its one command" "$(initallocs "$B" bareplugin)"
+printf '  %-58s %s\n' "docker-k8sprep   k8sprep version" "$(initallocs "$P" k8sprep version)"
+echo "docker-cli-plugin-metadata:"
+"$WORK/startcmp" -n "$N" \
+  "bare plugin.Run" "$B docker-cli-plugin-metadata" \
+  "docker-k8sprep" "$P docker-cli-plugin-metadata" \
+  "docker-k8sprep, no fast path" "DOCKER_K8SPREP_NO_FASTPATH=1 $P docker-cli-plugin-metadata"
+echo "a command (docker k8sprep version, the bare plugin's one command):"
+"$WORK/startcmp" -n "$N" \
+  "bare plugin.Run" "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=docker $B bareplugin" \
+  "docker-k8sprep" "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=docker $P k8sprep version" \
+  "docker-k8sprep, no fast path" "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=docker DOCKER_K8SPREP_NO_FASTPATH=1 $P k8sprep version"
+unset DOCKER_CONFIG
 
 if [ ! -x "$KUBECTL" ]; then
   echo "kubectl hacluster version: no $KUBECTL (run \`make k8s-tools\`)" >&2

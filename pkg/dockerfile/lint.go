@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
@@ -69,22 +70,28 @@ func LintFile(path string, o LintOptions) (*Report, error) {
 	return Lint(path, src, o)
 }
 
+// lazyRegexp compiles expr on first use: a package-level regexp is compiled
+// at start-up by every run of the binary, whichever command runs.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
 var (
-	ignoreInline  = regexp.MustCompile(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
-	ignoreFile    = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
-	checkSkip     = regexp.MustCompile(`^check\s*=\s*(.*)$`)
-	argRef        = regexp.MustCompile(`\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))`)
-	cdCmd         = regexp.MustCompile(`(?m)(?:^|&&|\|\||;)\s*cd\s+`)
-	sudoCmd       = regexp.MustCompile(`(?:^|&&|\|\||;|\|)\s*sudo\s`)
-	aptInstall    = regexp.MustCompile(`apt-get\s+(?:-\S+\s+)*install\s+([^;&|]*)`)
-	apkAdd        = regexp.MustCompile(`apk\s+(?:-\S+\s+)*add\s+([^;&|]*)`)
-	goInstall     = regexp.MustCompile(`go\s+install\s+([^;&|]*)`)
-	goBuild       = regexp.MustCompile(`\bgo\s+build\b`)
-	goModDownload = regexp.MustCompile(`\bgo\s+mod\s+download\b`)
-	singlePipe    = regexp.MustCompile(`[^|]\|[^|]`)
-	credValue     = regexp.MustCompile(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
-	secretName    = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
-	secretAllow   = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
+	ignoreInline  = lazyRegexp(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
+	ignoreFile    = lazyRegexp(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
+	checkSkip     = lazyRegexp(`^check\s*=\s*(.*)$`)
+	argRef        = lazyRegexp(`\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))`)
+	cdCmd         = lazyRegexp(`(?m)(?:^|&&|\|\||;)\s*cd\s+`)
+	sudoCmd       = lazyRegexp(`(?:^|&&|\|\||;|\|)\s*sudo\s`)
+	aptInstall    = lazyRegexp(`apt-get\s+(?:-\S+\s+)*install\s+([^;&|]*)`)
+	apkAdd        = lazyRegexp(`apk\s+(?:-\S+\s+)*add\s+([^;&|]*)`)
+	goInstall     = lazyRegexp(`go\s+install\s+([^;&|]*)`)
+	goBuild       = lazyRegexp(`\bgo\s+build\b`)
+	goModDownload = lazyRegexp(`\bgo\s+mod\s+download\b`)
+	singlePipe    = lazyRegexp(`[^|]\|[^|]`)
+	credValue     = lazyRegexp(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
+	secretName    = lazyRegexp(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
+	secretAllow   = lazyRegexp(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
 )
 
 var predefinedArgs = map[string]bool{
@@ -126,7 +133,7 @@ func (l *linterState) add(rule string, line int, format string, args ...any) {
 }
 
 func (l *linterState) addSev(rule string, sev Severity, line int, format string, args ...any) {
-	r, ok := catalogue[rule]
+	r, ok := catalogue()[rule]
 	if !ok {
 		panic("dockerfile: unknown rule " + rule)
 	}
@@ -151,7 +158,7 @@ func splitRules(s string) []string {
 	return out
 }
 
-// Lint checks a Dockerfile with BuildKit's parser and the rule catalogue.
+// Lint checks a Dockerfile with BuildKit's parser and the rule catalogue().
 // name is used in the report only. A file that does not parse gives a
 // DL1000 finding, not an error.
 func Lint(name string, src []byte, o LintOptions) (*Report, error) {
@@ -179,7 +186,7 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 	}
 	for _, n := range res.AST.Children {
 		for _, c := range n.PrevComment {
-			if m := ignoreInline.FindStringSubmatch(c); m != nil {
+			if m := ignoreInline().FindStringSubmatch(c); m != nil {
 				if l.inline[n.StartLine] == nil {
 					l.inline[n.StartLine] = map[string]bool{}
 				}
@@ -206,7 +213,7 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 		if len(loc) > 0 {
 			line = loc[0].Start.Line
 		}
-		if _, ok := catalogue[rule]; ok {
+		if _, ok := catalogue()[rule]; ok {
 			l.add(rule, line, "%s", msg)
 		}
 	}})
@@ -259,16 +266,16 @@ func (l *linterState) fileIgnores(src []byte) {
 			continue
 		}
 		s = strings.TrimSpace(strings.TrimPrefix(s, "#"))
-		if m := ignoreFile.FindStringSubmatch(s); m != nil {
+		if m := ignoreFile().FindStringSubmatch(s); m != nil {
 			for _, id := range splitRules(m[1]) {
 				l.global[id] = true
 			}
 		}
-		if m := checkSkip.FindStringSubmatch(s); m != nil {
+		if m := checkSkip().FindStringSubmatch(s); m != nil {
 			for _, part := range strings.Split(m[1], ";") {
 				if k, v, ok := strings.Cut(part, "="); ok && strings.TrimSpace(k) == "skip" {
 					if strings.TrimSpace(v) == "all" {
-						for id, r := range catalogue {
+						for id, r := range catalogue() {
 							if r.Source == srcBuildKit {
 								l.global[id] = true
 							}
@@ -329,8 +336,8 @@ func (l *linterState) contextChecks() {
 func (l *linterState) expand(s string) (string, []string, bool) {
 	var undefined []string
 	ok := true
-	out := argRef.ReplaceAllStringFunc(s, func(m string) string {
-		sm := argRef.FindStringSubmatch(m)
+	out := argRef().ReplaceAllStringFunc(s, func(m string) string {
+		sm := argRef().FindStringSubmatch(m)
 		name := sm[1] + sm[2]
 		if v, has := l.meta[name]; has {
 			if v == nil || *v == "" {
@@ -501,11 +508,11 @@ func (l *linterState) checkImageRef(image string, ln int) {
 }
 
 func (l *linterState) checkSecret(inst, key string, value *string, ln int) {
-	if value != nil && credValue.MatchString(*value) {
+	if value != nil && credValue().MatchString(*value) {
 		l.add(RuleSecretInValue, ln, "%s %s holds a credential (%s): it stays in the image history; pass it at run time (docker run -e, a Kubernetes Secret)", inst, key, redact(*value))
 		return
 	}
-	if secretName.MatchString(key) && !secretAllow.MatchString(key) {
+	if secretName().MatchString(key) && !secretAllow().MatchString(key) {
 		l.add(linter.RuleSecretsUsedInArgOrEnv.Name, ln, "Do not use ARG or ENV instructions for sensitive data (%s %q)", inst, key)
 	}
 }
@@ -537,20 +544,20 @@ func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, ln int) {
 		script += "\n" + f.Data
 	}
 	if c.PrependShell || len(c.Files) > 0 {
-		if cdCmd.MatchString(script) {
+		if cdCmd().MatchString(script) {
 			l.add("DL3003", ln, "")
 		}
-		if !si.pipefail && singlePipe.MatchString(" "+script+" ") && !strings.Contains(script, "pipefail") {
+		if !si.pipefail && singlePipe().MatchString(" "+script+" ") && !strings.Contains(script, "pipefail") {
 			l.add("DL4006", ln, "")
 		}
 	}
-	if sudoCmd.MatchString(script) {
+	if sudoCmd().MatchString(script) {
 		l.add("DL3004", ln, "")
 	}
-	if m := aptInstall.FindStringSubmatch(script); m != nil && unpinned(m[1], "=") {
+	if m := aptInstall().FindStringSubmatch(script); m != nil && unpinned(m[1], "=") {
 		l.add("DL3008", ln, "Pin versions in apt-get install (apt-get install <package>=<version>)")
 	}
-	if m := apkAdd.FindStringSubmatch(script); m != nil {
+	if m := apkAdd().FindStringSubmatch(script); m != nil {
 		if unpinned(m[1], "=") {
 			l.add("DL3018", ln, "Pin versions in apk add (apk add <package>=<version>)")
 		}
@@ -558,13 +565,13 @@ func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, ln int) {
 			l.add("DL3019", ln, "")
 		}
 	}
-	if m := goInstall.FindStringSubmatch(script); m != nil && unpinned(m[1], "@") {
+	if m := goInstall().FindStringSubmatch(script); m != nil && unpinned(m[1], "@") {
 		l.add("DL3062", ln, "Pin versions in go install (go install <package>@<version>)")
 	}
-	if goModDownload.MatchString(script) && si.copyAll > 0 {
+	if goModDownload().MatchString(script) && si.copyAll > 0 {
 		l.add(RuleCopyBeforeModDownload, si.copyAll, "COPY . . (line %d) comes before go mod download (line %d): copy go.mod and go.sum first so the module layer is cached", si.copyAll, ln)
 	}
-	if goBuild.MatchString(script) {
+	if goBuild().MatchString(script) {
 		static := si.cgoOff || strings.Contains(script, "CGO_ENABLED=0") || strings.Contains(script, "-static")
 		if !static {
 			si.dynamicGo = true

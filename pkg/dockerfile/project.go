@@ -15,7 +15,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,8 +41,8 @@ var configNames = []string{
 }
 
 var (
-	goDirective  = regexp.MustCompile(`^go\s+(\d+\.\d+(?:\.\d+)?)\s*$`)
-	portLiteral  = regexp.MustCompile(`"(?:[0-9.]*|localhost)?:(\d{2,5})"`)
+	goDirective  = lazyRegexp(`^go\s+(\d+\.\d+(?:\.\d+)?)\s*$`)
+	portLiteral  = lazyRegexp(`"(?:[0-9.]*|localhost)?:(\d{2,5})"`)
 	errNoGoMod   = errors.New("no go.mod")
 	skipDirNames = map[string]bool{"vendor": true, "testdata": true, "node_modules": true}
 )
@@ -68,7 +67,7 @@ func Inspect(dir string) (*Project, error) {
 		if rest, ok := strings.CutPrefix(line, "module "); ok && p.Module == "" {
 			p.Module = strings.Trim(strings.TrimSpace(rest), `"`)
 		}
-		if m := goDirective.FindStringSubmatch(line); m != nil {
+		if m := goDirective().FindStringSubmatch(line); m != nil {
 			p.GoVersion = m[1]
 		}
 	}
@@ -131,7 +130,7 @@ func (p *Project) findMains() error {
 		}
 		mains[pkg] = true
 		if p.Port == 0 {
-			if m := portLiteral.FindSubmatch(src); m != nil {
+			if m := portLiteral().FindSubmatch(src); m != nil {
 				if n, err := strconv.Atoi(string(m[1])); err == nil && n > 0 && n < 65536 {
 					p.Port = n
 				}

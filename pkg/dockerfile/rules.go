@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 )
@@ -93,7 +94,7 @@ const (
 	RuleParseError            = "DL1000"
 )
 
-var catalogue = func() map[string]Rule {
+var catalogue = sync.OnceValue(func() map[string]Rule {
 	rules := []Rule{
 		bk(linter.RuleStageNameCasing.Name, linter.RuleStageNameCasing.Description, linter.RuleStageNameCasing.URL, SeverityWarning),
 		bk(linter.RuleFromAsCasing.Name, linter.RuleFromAsCasing.Description, linter.RuleFromAsCasing.URL, SeverityWarning),
@@ -151,23 +152,23 @@ var catalogue = func() map[string]Rule {
 		m[r.ID] = r
 	}
 	return m
-}()
+})
 
 // aliasOf maps every alias to its rule ID.
-var aliasOf = func() map[string]string {
+var aliasOf = sync.OnceValue(func() map[string]string {
 	m := map[string]string{}
-	for id, r := range catalogue {
+	for id, r := range catalogue() {
 		for _, a := range r.Aliases {
 			m[a] = id
 		}
 	}
 	return m
-}()
+})
 
 // Rules returns the catalogue sorted by ID.
 func Rules() []Rule {
-	out := make([]Rule, 0, len(catalogue))
-	for _, r := range catalogue {
+	out := make([]Rule, 0, len(catalogue()))
+	for _, r := range catalogue() {
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -177,13 +178,13 @@ func Rules() []Rule {
 // canonical returns the rule ID for a name or alias (case-insensitive for DL codes).
 func canonical(name string) string {
 	name = strings.TrimSpace(name)
-	if id, ok := aliasOf[strings.ToUpper(name)]; ok {
+	if id, ok := aliasOf()[strings.ToUpper(name)]; ok {
 		return id
 	}
-	if id, ok := aliasOf[name]; ok {
+	if id, ok := aliasOf()[name]; ok {
 		return id
 	}
-	for id := range catalogue {
+	for id := range catalogue() {
 		if strings.EqualFold(id, name) {
 			return id
 		}

@@ -101,7 +101,7 @@ func WriteSARIF(w io.Writer, toolVersion string, reports ...*Report) error {
 	sort.Strings(ids)
 	run.Tool.Driver = sarifDriver{Name: "docker-k8sprep", Version: driverVersion, InformationURI: "https://github.com/hacluster/hacluster", Rules: []sarifRule{}}
 	for _, id := range ids {
-		r := catalogue[id]
+		r := catalogue()[id]
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{ID: id, ShortDescription: sarifText{r.Description}, HelpURI: r.URL, Default: sarifDefault{sarifLevel(r.Severity)}})
 	}
 	enc := json.NewEncoder(w)

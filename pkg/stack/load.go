@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -108,7 +109,17 @@ func finish(s *Stack, dir, source string, doc *yaml.Node, o LoadOptions) (*Stack
 	return s, nil
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+// lazyRegexp compiles expr on first use: a package-level regexp is compiled
+// at start-up by every run of the binary, whichever command runs.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
+var (
+	yamlLine      = lazyRegexp(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlNotFound  = lazyRegexp(`field (\S+) not found in type stack\.(\w+)`)
+	yamlIntoStack = lazyRegexp(` into stack\.\w+`)
+)
 
 func parseK8sprep(path string, data []byte, o LoadOptions) (*Stack, error) {
 	var root yaml.Node
@@ -141,10 +152,10 @@ func yamlError(path string, err error) error {
 	out := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		m = strings.TrimPrefix(m, "yaml: ")
-		if g := yamlLine.FindStringSubmatch(m); g != nil {
+		if g := yamlLine().FindStringSubmatch(m); g != nil {
 			msg := g[2]
-			msg = regexp.MustCompile(`field (\S+) not found in type stack\.(\w+)`).ReplaceAllString(msg, "unknown field $1 (in $2)")
-			msg = regexp.MustCompile(` into stack\.\w+`).ReplaceAllString(msg, "")
+			msg = yamlNotFound().ReplaceAllString(msg, "unknown field $1 (in $2)")
+			msg = yamlIntoStack().ReplaceAllString(msg, "")
 			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], msg))
 			continue
 		}

@@ -165,6 +165,27 @@ func TestLoadComposeErrors(t *testing.T) {
 	}
 }
 
+// TestLoadComposeSchema: compose.yaml files are checked against the compose
+// specification's JSON schema (compose-go's loader, with validation on), so
+// files that would decode but break the schema are refused, naming the field.
+func TestLoadComposeSchema(t *testing.T) {
+	for _, c := range []struct{ name, yaml, want string }{
+		{"unknown service key", "services:\n  web:\n    build: .\n    portz: [1]\n  db:\n    image: mysql:8.4\n", "portz"},
+		{"ports not a list", "services:\n  web:\n    build: .\n    ports: {http: 8080}\n  db:\n    image: mysql:8.4\n", "ports"},
+		{"unknown top-level key", "servicez: {}\nservices:\n  web:\n    build: .\n  db:\n    image: mysql:8.4\n", "servicez"},
+		{"restart not a string", "services:\n  web:\n    build: .\n    restart: [always]\n  db:\n    image: mysql:8.4\n", "restart"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := write(t, appDir(t), "compose.yaml", c.yaml)
+			_, err := Load(p, LoadOptions{})
+			// "validating FILE: ..." is compose-go's schema check speaking.
+			if err == nil || !strings.Contains(err.Error(), "validating "+p) || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), p) {
+				t.Fatalf("want a schema error naming the file and %q, got %v", c.want, err)
+			}
+		})
+	}
+}
+
 func TestEnsureSecrets(t *testing.T) {
 	dir := appDir(t)
 	s, err := Load("", LoadOptions{Dir: dir})

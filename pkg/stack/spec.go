@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -132,7 +131,10 @@ func (p *Port) UnmarshalText(b []byte) error {
 	return nil
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var (
+	dnsLabel = lazyRegexp(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	sqlName  = lazyRegexp(`^[A-Za-z0-9_]{1,32}$`)
+)
 
 // SanitizeName turns a folder name into a DNS-safe stack name.
 func SanitizeName(s string) string {
@@ -259,7 +261,7 @@ func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 // Validate checks a defaulted stack; it returns the first problem as a
 // FieldError so that a file loader can add the file and line.
 func (s *Stack) Validate() error {
-	if !dnsLabel.MatchString(s.Name) || len(s.Name) > 40 {
+	if !dnsLabel().MatchString(s.Name) || len(s.Name) > 40 {
 		return FieldError{"name", fmt.Sprintf("%q is not a valid stack name (lower-case letters, digits and '-', at most 40)", s.Name)}
 	}
 	if s.App.Build == "" && s.App.Image == "" {
@@ -297,11 +299,10 @@ func (s *Stack) Validate() error {
 			return FieldError{"app.config.mountPath", fmt.Sprintf("%q must be an absolute path in the container", c.MountPath)}
 		}
 	}
-	sqlName := regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
-	if !sqlName.MatchString(s.MySQL.Database) {
+	if !sqlName().MatchString(s.MySQL.Database) {
 		return FieldError{"mysql.database", fmt.Sprintf("%q: use letters, digits and _ (at most 32)", s.MySQL.Database)}
 	}
-	if !sqlName.MatchString(s.MySQL.User) || s.MySQL.User == "root" {
+	if !sqlName().MatchString(s.MySQL.User) || s.MySQL.User == "root" {
 		return FieldError{"mysql.user", fmt.Sprintf("%q: use letters, digits and _ (at most 32), not root", s.MySQL.User)}
 	}
 	if s.MySQL.HostPort < 0 || s.MySQL.HostPort > 65535 {

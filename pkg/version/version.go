@@ -2,7 +2,10 @@
 // -ldflags "-X github.com/hacluster/hacluster/pkg/version.Version=...".
 package version
 
-import "runtime"
+import (
+	"fmt"
+	"runtime"
+)
 
 // Set at link time by the Makefile from `git describe`.
 var (
@@ -30,4 +33,10 @@ type Info struct {
 func Get() Info {
 	return Info{Version: Version, Commit: Commit, Date: Date, GoVersion: runtime.Version(),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH}
+}
+
+// Line is what `version` prints for people: "NAME VERSION (commit ..., built
+// ..., GOVERSION, OS/ARCH)", without the newline.
+func (i Info) Line(name string) string {
+	return fmt.Sprintf("%s %s (commit %s, built %s, %s, %s)", name, i.Version, i.Commit, i.Date, i.GoVersion, i.Platform)
 }

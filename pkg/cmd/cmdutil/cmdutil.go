@@ -91,7 +91,7 @@ func NewVersionCommand(name string, out io.Writer) *cobra.Command {
 			if f.Structured() {
 				return output.Print(out, f, info)
 			}
-			_, err = fmt.Fprintf(out, "%s %s (commit %s, built %s, %s, %s)\n", name, info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)
+			_, err = fmt.Fprintln(out, info.Line(name))
 			return err
 		},
 	}

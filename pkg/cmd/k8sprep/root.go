@@ -5,34 +5,22 @@ package k8sprep
 
 import (
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
 	buildcmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/build"
 	dockerfilecmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/dockerfile"
+	"github.com/hacluster/hacluster/pkg/cmd/k8sprep/meta"
 	stackcmd "github.com/hacluster/hacluster/pkg/cmd/k8sprep/stack"
-	"github.com/hacluster/hacluster/pkg/version"
 )
-
-// Metadata is what `docker-k8sprep docker-cli-plugin-metadata` prints.
-func Metadata() metadata.Metadata {
-	return metadata.Metadata{
-		SchemaVersion:    "0.1.0",
-		Vendor:           "hacluster project",
-		Version:          version.Version,
-		ShortDescription: "Dockerfiles, builds and app+MySQL stacks for Go apps, ready for Kubernetes",
-		URL:              version.Homepage,
-	}
-}
 
 // NewCmd builds the `docker k8sprep` command tree on top of the Docker CLI,
 // which carries the docker context, DOCKER_HOST and TLS settings.
 func NewCmd(dockerCLI command.Cli) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "k8sprep",
-		Short: Metadata().ShortDescription,
+		Use:   meta.Name,
+		Short: meta.Metadata().ShortDescription,
 		Long: `docker k8sprep writes, lints and builds Dockerfiles for Go apps (a golang
 builder stage and a scratch final stage), runs the app with MySQL on a Docker
 network, and exports the same stack as Kubernetes manifests.`,
@@ -42,7 +30,7 @@ network, and exports the same stack as Kubernetes manifests.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(
-		cmdutil.NewVersionCommand("docker-k8sprep", dockerCLI.Out()),
+		cmdutil.NewVersionCommand(meta.Binary, dockerCLI.Out()),
 		cmdutil.NewCompletionCommand(dockerCLI.Out(), "  source <(docker k8sprep completion bash)"),
 	)
 	// subcommands: root.AddCommand(<pkg>.NewCmd(dockerCLI)...), one line each

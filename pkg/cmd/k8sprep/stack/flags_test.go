@@ -72,3 +72,17 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaInvalidComposeFile: compose-run (and export k8s, through the same
+// stack.Load) refuse a compose.yaml that breaks the compose specification's
+// schema, whatever the flags say.
+func TestSchemaInvalidComposeFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
+	file := filepath.Join(dir, "compose.yaml")
+	os.WriteFile(file, []byte("services:\n  web:\n    build: .\n    ports: {http: 8080}\n  db:\n    image: mysql:8.4\n"), 0o644)
+	_, err := loadWithFlags(t, dir, file, "-p", "7000:8080")
+	if err == nil || !strings.Contains(err.Error(), "validating "+file) || !strings.Contains(err.Error(), "services.web.ports must be a array") {
+		t.Fatalf("want compose-go's schema error for services.web.ports, got %v", err)
+	}
+}
