@@ -1,17 +1,16 @@
 package stack
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hacluster/hacluster/pkg/yamlfile"
 )
 
 // File names looked for in the current folder, in this order.
@@ -92,7 +91,7 @@ func finish(s *Stack, dir, source string, doc *yaml.Node, o LoadOptions) (*Stack
 	wrap := func(err error) error {
 		switch {
 		case doc != nil:
-			return withLine(source, doc, err)
+			return yamlfile.WithLine(source, doc, err)
 		case source != "":
 			return fmt.Errorf("%s: %w", source, err)
 		}
@@ -115,105 +114,16 @@ func lazyRegexp(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
 
-var (
-	yamlLine      = lazyRegexp(`^(?:yaml: )?line (\d+): (.*)$`)
-	yamlNotFound  = lazyRegexp(`field (\S+) not found in type stack\.(\w+)`)
-	yamlIntoStack = lazyRegexp(` into stack\.\w+`)
-)
-
 func parseK8sprep(path string, data []byte, o LoadOptions) (*Stack, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(path, err)
-	}
-	if len(root.Content) == 0 {
-		return nil, fmt.Errorf("%s: the file is empty", path)
-	}
 	s := &Stack{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(s); err != nil {
-		return nil, yamlError(path, err)
+	doc, err := yamlfile.Decode(path, data, s)
+	if err != nil {
+		return nil, err
 	}
 	if o.Override != nil {
 		o.Override(s)
 	}
-	return finish(s, filepath.Dir(path), path, root.Content[0], o)
-}
-
-// yamlError rewrites yaml.v3 messages ("line 3: field x not found in type
-// stack.App") into "file:3: ..." lines.
-func yamlError(path string, err error) error {
-	var te *yaml.TypeError
-	msgs := []string{err.Error()}
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	out := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		m = strings.TrimPrefix(m, "yaml: ")
-		if g := yamlLine().FindStringSubmatch(m); g != nil {
-			msg := g[2]
-			msg = yamlNotFound().ReplaceAllString(msg, "unknown field $1 (in $2)")
-			msg = yamlIntoStack().ReplaceAllString(msg, "")
-			out = append(out, fmt.Sprintf("%s:%s: %s", path, g[1], msg))
-			continue
-		}
-		out = append(out, fmt.Sprintf("%s: %s", path, m))
-	}
-	return errors.New(strings.Join(out, "; "))
-}
-
-// withLine prefixes a FieldError with the file and the line of the field.
-func withLine(path string, doc *yaml.Node, err error) error {
-	var fe FieldError
-	if !errors.As(err, &fe) {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	line := lineOf(doc, fe.Field)
-	if line == 0 {
-		return fmt.Errorf("%s: %s", path, fe.Error())
-	}
-	return fmt.Errorf("%s:%d: %s", path, line, fe.Error())
-}
-
-// lineOf finds the line of a field path like "app.ports[1]" in a YAML
-// document; when the field is absent it returns the line of its closest parent.
-func lineOf(doc *yaml.Node, field string) int {
-	n := doc
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	for _, part := range strings.Split(field, ".") {
-		name, idx := part, -1
-		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
-			name = part[:i]
-			idx, _ = strconv.Atoi(part[i+1 : len(part)-1])
-		}
-		if n == nil || n.Kind != yaml.MappingNode {
-			return line
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == name {
-				line = n.Content[i].Line
-				next = n.Content[i+1]
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-		if idx >= 0 {
-			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return line
-			}
-			n = n.Content[idx]
-			line = n.Line
-		}
-	}
-	return line
+	return finish(s, filepath.Dir(path), path, doc, o)
 }
 
 // Check looks at the files a stack refers to: the build context and its

@@ -258,6 +258,9 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 
+// FieldPath lets yamlfile.WithLine find the field's line.
+func (e FieldError) FieldPath() string { return e.Field }
+
 // Validate checks a defaulted stack; it returns the first problem as a
 // FieldError so that a file loader can add the file and line.
 func (s *Stack) Validate() error {
