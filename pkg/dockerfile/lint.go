@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -32,10 +35,15 @@ type LintOptions struct {
 	// ContextDir, when set, enables the checks that need the build context:
 	// NoDockerignore, CopyIgnoredFile and (from its Go sources) ExposeMismatch.
 	ContextDir string
+	// ContextKnown says ContextDir is the real build context (--context, or
+	// docker k8sprep build), not a guess from the Dockerfile's folder.
+	ContextKnown bool
 	// Port the app listens on; 0 means learn it from ContextDir, if any.
 	Port int
 	// Ignore lists rule IDs (or aliases such as DL3025) to skip everywhere.
 	Ignore []string
+	// BuildArgs are --build-arg values: they replace ARG defaults, as in a build.
+	BuildArgs map[string]string
 }
 
 // Report is the result of Lint. JSON field names are stable.
@@ -73,7 +81,6 @@ var (
 	ignoreInline  = regexp.MustCompile(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
 	ignoreFile    = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
 	checkSkip     = regexp.MustCompile(`^check\s*=\s*(.*)$`)
-	argRef        = regexp.MustCompile(`\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))`)
 	cdCmd         = regexp.MustCompile(`(?m)(?:^|&&|\|\||;)\s*cd\s+`)
 	sudoCmd       = regexp.MustCompile(`(?:^|&&|\|\||;|\|)\s*sudo\s`)
 	aptInstall    = regexp.MustCompile(`apt-get\s+(?:-\S+\s+)*install\s+([^;&|]*)`)
@@ -95,7 +102,8 @@ var predefinedArgs = map[string]bool{
 
 type stageInfo struct {
 	name       string
-	image      string // base after ARG expansion
+	env        *argEnv // ARG and ENV values known in this stage
+	image      string  // base after ARG expansion
 	scratch    bool
 	static     bool // distroless/static: no libc either
 	dynamicGo  bool // a go build without CGO_ENABLED=0 happened here
@@ -116,7 +124,9 @@ type linterState struct {
 	findings []Finding
 	inline   map[int]map[string]bool
 	global   map[string]bool
-	meta     map[string]*string
+	x        *expander
+	meta     *argEnv         // meta ARGs (before the first FROM) with their values
+	declared map[string]bool // every meta ARG name, with or without a value
 	stages   []*stageInfo
 	ignored  *patternmatcher.PatternMatcher
 }
@@ -156,7 +166,7 @@ func splitRules(s string) []string {
 // DL1000 finding, not an error.
 func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 	rep := &Report{File: name, Findings: []Finding{}}
-	l := &linterState{o: o, inline: map[int]map[string]bool{}, global: map[string]bool{}, meta: map[string]*string{}}
+	l := &linterState{o: o, inline: map[int]map[string]bool{}, global: map[string]bool{}, meta: newArgEnv(), declared: map[string]bool{}}
 	for _, r := range o.Ignore {
 		for _, id := range splitRules(r) {
 			l.global[id] = true
@@ -216,10 +226,14 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 		rep.Findings = l.sorted()
 		return rep, nil
 	}
+	l.x = newExpander(res.EscapeToken)
+	for _, p := range platformDefaults {
+		l.meta.set(p[0], p[1])
+	}
 	for _, a := range metaArgs {
 		for _, kv := range a.Args {
-			l.meta[kv.Key] = kv.Value
-			l.checkSecret("ARG", kv.Key, kv.Value, line(a.Location()))
+			l.declared[kv.Key] = true
+			l.checkSecret("ARG", kv.Key, l.argValue(kv.Key, kv.Value, l.meta), line(a.Location()))
 		}
 	}
 	if o.ContextDir != "" {
@@ -324,28 +338,23 @@ func (l *linterState) contextChecks() {
 	}
 }
 
-// expand replaces $ARG and ${ARG} with the meta ARG defaults; ok is false
-// when a variable has no value.
-func (l *linterState) expand(s string) (string, []string, bool) {
-	var undefined []string
-	ok := true
-	out := argRef.ReplaceAllStringFunc(s, func(m string) string {
-		sm := argRef.FindStringSubmatch(m)
-		name := sm[1] + sm[2]
-		if v, has := l.meta[name]; has {
-			if v == nil || *v == "" {
-				ok = false
-				return ""
-			}
-			return *v
-		}
-		if !predefinedArgs[name] {
-			undefined = append(undefined, name)
-		}
-		ok = false
-		return ""
-	})
-	return out, undefined, ok
+// argValue sets ARG key in env: the --build-arg value, else its default
+// expanded, else (no default) the value env already has, if any. It returns
+// the value, nil when there is none.
+func (l *linterState) argValue(key string, def *string, env *argEnv) *string {
+	if v, ok := l.o.BuildArgs[key]; ok {
+		env.set(key, v)
+		return &v
+	}
+	if def != nil {
+		v, _ := l.x.word(*def, env)
+		env.set(key, v)
+		return &v
+	}
+	if v, ok := env.Get(key); ok {
+		return &v
+	}
+	return nil
 }
 
 func (l *linterState) findStage(name string) *stageInfo {
@@ -372,31 +381,41 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		}
 	}
 	if st.Platform != "" {
-		switch {
-		case st.Platform == "$TARGETPLATFORM" || st.Platform == "${TARGETPLATFORM}":
-			l.add(linter.RuleRedundantTargetPlatform.Name, fromLine, "Setting platform to predefined %s in FROM is redundant as this is the default behavior", st.Platform)
-		case !strings.Contains(st.Platform, "$"):
-			l.add(linter.RuleFromPlatformFlagConstDisallowed.Name, fromLine, "FROM --platform flag should not use constant value %q", st.Platform)
+		l.platform(st, fromLine)
+	}
+	image, undefined, err := l.x.wordMatches(st.BaseName, l.meta)
+	known, reported := err == nil, false
+	for _, u := range undefined {
+		if !l.declared[u] {
+			l.add(linter.RuleUndefinedArgInFrom.Name, fromLine, "FROM argument '%s' is not declared", u)
+			reported = true
+		}
+		known = false
+	}
+	if err == nil && !reported && l.findStage(image) == nil {
+		if _, perr := reference.ParseNormalizedNamed(image); perr != nil {
+			l.add(linter.RuleInvalidDefaultArgInFrom.Name, fromLine, "Default value for ARG %s results in empty or invalid base image name", st.BaseName)
+			known = false
 		}
 	}
-	image, undefined, ok := l.expand(st.BaseName)
-	for _, u := range undefined {
-		l.add(linter.RuleUndefinedArgInFrom.Name, fromLine, "FROM argument '%s' is not declared", u)
-	}
-	if !ok && len(undefined) == 0 && strings.TrimSpace(image) == "" {
-		l.add(linter.RuleInvalidDefaultArgInFrom.Name, fromLine, "Default value for ARG %s results in empty or invalid base image name", st.BaseName)
-	}
 	si.image = image
-	if parent := l.findStage(image); parent != nil && !strings.Contains(image, "/") && !strings.Contains(image, ":") {
-		si.scratch, si.static, si.dynamicGo, si.cgoOff = parent.scratch, parent.static, parent.dynamicGo, parent.cgoOff
-		si.workdir, si.user, si.hasUser, si.caBundle = parent.workdir, parent.user, parent.hasUser, parent.caBundle
-	} else if ok {
-		l.checkImageRef(image, fromLine)
-		si.scratch = image == "scratch"
-		si.static = si.scratch || strings.Contains(image, "distroless/static")
-		si.caBundle = !si.scratch
-		if strings.HasSuffix(image, ":nonroot") || strings.Contains(image, ":nonroot-") {
-			si.hasUser, si.user = true, "nonroot"
+	if parent := l.findStage(image); parent != nil && known && !strings.Contains(image, "/") && !strings.Contains(image, ":") {
+		inherit := *parent
+		inherit.name, inherit.line, inherit.env = si.name, si.line, parent.env.clone()
+		inherit.exposes, inherit.exposeLine, inherit.copyAll = nil, 0, 0
+		*si = inherit
+	} else {
+		si.env = newArgEnv()
+		if known {
+			l.checkImageRef(image, fromLine)
+			si.scratch = image == "scratch"
+			si.static = si.scratch || strings.Contains(image, "distroless/static")
+			si.caBundle = !si.scratch
+			if strings.HasSuffix(image, ":nonroot") || strings.Contains(image, ":nonroot-") {
+				si.hasUser, si.user = true, "nonroot"
+			}
+		} else {
+			si.caBundle = true // an unknown base: assume it has what it needs
 		}
 	}
 
@@ -428,10 +447,11 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 				if kv.NoDelim {
 					l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"ENV key=value\" should be used instead of legacy \"ENV key value\" format")
 				}
-				v := kv.Value
+				v, _ := l.x.word(kv.Value, si.env)
+				si.env.set(kv.Key, v)
 				l.checkSecret("ENV", kv.Key, &v, ln)
 				if kv.Key == "CGO_ENABLED" {
-					si.cgoOff = kv.Value == "0"
+					si.cgoOff = v == "0"
 				}
 			}
 		case *instructions.LabelCommand:
@@ -442,24 +462,37 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 			}
 		case *instructions.ArgCommand:
 			for _, kv := range c.Args {
-				l.checkSecret("ARG", kv.Key, kv.Value, ln)
+				l.checkSecret("ARG", kv.Key, l.stageArg(si, kv.Key, kv.Value), ln)
 			}
 		case *instructions.WorkdirCommand:
-			if !strings.HasPrefix(c.Path, "/") && !strings.HasPrefix(c.Path, "$") && !si.workdir {
+			dir, dirKnown := l.x.word(c.Path, si.env)
+			if dirKnown && !path.IsAbs(dir) && !si.workdir {
 				l.add(linter.RuleWorkdirRelativePath.Name, ln, "Relative workdir %q can have unexpected results if the base image changes", c.Path)
 			}
 			si.workdir = true
 		case *instructions.UserCommand:
-			si.user, si.hasUser = c.User, true
-			if si.scratch {
-				u, _, _ := strings.Cut(c.User, ":")
-				if _, err := strconv.Atoi(u); err != nil && !strings.HasPrefix(u, "$") {
-					l.add(RuleScratchNamedUser, ln, "USER %s in a scratch stage: there is no /etc/passwd to resolve it, use a numeric UID such as 65532", c.User)
+			user, userKnown := l.x.word(c.User, si.env)
+			si.user, si.hasUser = user, true
+			if !userKnown {
+				si.user = c.User
+			}
+			if si.scratch && userKnown {
+				u, _, _ := strings.Cut(user, ":")
+				if _, err := strconv.Atoi(u); err != nil {
+					l.add(RuleScratchNamedUser, ln, "USER %s in a scratch stage: there is no /etc/passwd to resolve it, use a numeric UID such as 65532", user)
 				}
 			}
 		case *instructions.ExposeCommand:
 			si.exposeLine = ln
-			l.expose(si, c.Ports, ln)
+			ports := make([]string, 0, len(c.Ports))
+			for _, p := range c.Ports {
+				if v, ok := l.x.word(p, si.env); ok {
+					ports = append(ports, strings.Fields(v)...)
+				} else {
+					ports = append(ports, p)
+				}
+			}
+			l.expose(si, ports, ln)
 		case *instructions.CopyCommand:
 			l.copyCmd(si, st, c, ln)
 		case *instructions.AddCommand:
@@ -478,6 +511,41 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		l.finalStage(si, fromLine)
 	}
 	l.stages = append(l.stages, si)
+}
+
+// platform checks FROM --platform the way BuildKit does, after expansion.
+func (l *linterState) platform(st *instructions.Stage, ln int) {
+	res, err := l.x.lex.ProcessWordWithMatches(st.Platform, l.meta)
+	if err != nil {
+		return
+	}
+	if len(res.Matched) == 1 && len(res.Unmatched) == 0 {
+		if _, ok := res.Matched["TARGETPLATFORM"]; ok {
+			l.add(linter.RuleRedundantTargetPlatform.Name, ln, "Setting platform to predefined %s in FROM is redundant as this is the default behavior", st.Platform)
+		}
+		return
+	}
+	if len(res.Matched) > 0 || len(res.Unmatched) > 0 {
+		return
+	}
+	p, err := platforms.Parse(res.Result)
+	if err != nil || strings.Contains(st.Name, p.OS) || strings.Contains(st.Name, p.Architecture) {
+		return
+	}
+	l.add(linter.RuleFromPlatformFlagConstDisallowed.Name, ln, "FROM --platform flag should not use constant value %q", res.Result)
+}
+
+// stageArg is ARG key inside a stage: the --build-arg, its default, or the
+// meta ARG's value (BuildKit gives a redeclared meta ARG its value).
+func (l *linterState) stageArg(si *stageInfo, key string, def *string) *string {
+	if _, given := l.o.BuildArgs[key]; given || def != nil {
+		return l.argValue(key, def, si.env)
+	}
+	if v, ok := l.meta.Get(key); ok {
+		si.env.set(key, v)
+		return &v
+	}
+	return nil
 }
 
 func (l *linterState) checkImageRef(image string, ln int) {
@@ -612,26 +680,43 @@ func (l *linterState) expose(si *stageInfo, ports []string, ln int) {
 	}
 }
 
+// words expands each word with the stage's variables; known[i] is false
+// where a variable had no value.
+func (l *linterState) words(si *stageInfo, in []string) (out []string, known []bool) {
+	for _, w := range in {
+		v, ok := l.x.word(w, si.env)
+		out = append(out, v)
+		known = append(known, ok)
+	}
+	return out, known
+}
+
 func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instructions.CopyCommand, ln int) {
 	nsrc := len(c.SourcePaths) + len(c.SourceContents)
-	if nsrc > 1 && !strings.HasSuffix(c.DestPath, "/") {
+	dest, destKnown := l.x.word(c.DestPath, si.env)
+	if nsrc > 1 && !strings.HasSuffix(dest, "/") && destKnown {
 		l.add("DL3021", ln, "COPY with more than 2 arguments requires the last argument to end with /")
 	}
-	if !strings.HasPrefix(c.DestPath, "/") && !strings.HasPrefix(c.DestPath, "$") && !si.workdir {
+	if destKnown && !path.IsAbs(dest) && !si.workdir {
 		l.add("DL3045", ln, "COPY to a relative destination %q without WORKDIR set", c.DestPath)
 	}
+	srcs, srcKnown := l.words(si, c.SourcePaths)
 	if c.From != "" {
-		from := c.From
+		from, fromKnown := l.x.word(c.From, si.env)
+		if !fromKnown {
+			si.caBundle = true // from an unknown image: it may bring anything
+			return
+		}
 		if st.Name != "" && strings.EqualFold(from, st.Name) {
 			l.add("DL3023", ln, "COPY --from=%s references the stage itself", from)
 			return
 		}
 		src := l.findStage(from)
-		if src == nil && !strings.ContainsAny(from, ":/.$") {
+		if src == nil && !strings.ContainsAny(from, ":/.") {
 			l.add("DL3022", ln, "COPY --from=%s does not reference a previously defined stage", from)
 		}
-		for _, p := range c.SourcePaths {
-			if strings.Contains(p, "ca-certificates") || strings.HasPrefix(c.DestPath, "/etc/ssl") {
+		for _, p := range srcs {
+			if strings.Contains(p, "ca-certificates") || strings.HasPrefix(dest, "/etc/ssl") {
 				si.caBundle = true
 			}
 		}
@@ -640,19 +725,32 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 		}
 		return
 	}
-	for _, p := range c.SourcePaths {
+	for i, p := range srcs {
 		clean := strings.TrimSuffix(strings.TrimPrefix(p, "./"), "/")
 		if clean == "." || clean == "" {
 			si.copyAll = ln
 		}
-		if strings.HasPrefix(c.DestPath, "/etc/ssl") || strings.Contains(p, "ca-certificates") {
+		if strings.HasPrefix(dest, "/etc/ssl") || strings.Contains(p, "ca-certificates") {
 			si.caBundle = true
 		}
-		if l.ignored != nil && clean != "." && clean != "" && !strings.ContainsAny(clean, "*?[") {
-			if m, err := l.ignored.MatchesOrParentMatches(clean); err == nil && m {
-				l.add(linter.RuleCopyIgnoredFile.Name, ln, "Attempting to Copy file %q that is excluded by .dockerignore", p)
-			}
+		if srcKnown[i] {
+			l.copyIgnored("Copy", p, ln)
 		}
+	}
+}
+
+// copyIgnored is BuildKit's CopyIgnoredFile: a source the .dockerignore
+// excludes. Like BuildKit it says nothing when the file has ! exceptions.
+func (l *linterState) copyIgnored(cmd, src string, ln int) {
+	if l.ignored == nil || l.ignored.Exclusions() {
+		return
+	}
+	clean := filepath.ToSlash(filepath.Clean(src))
+	if clean == "." || clean == "/" || strings.ContainsAny(clean, "*?[") {
+		return
+	}
+	if m, err := l.ignored.MatchesOrParentMatches(clean); err == nil && m {
+		l.add(linter.RuleCopyIgnoredFile.Name, ln, "Attempting to %s file %q that is excluded by .dockerignore", cmd, clean)
 	}
 }
 
