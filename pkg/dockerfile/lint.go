@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,14 +82,8 @@ var (
 	ignoreInline  = regexp.MustCompile(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
 	ignoreFile    = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
 	checkSkip     = regexp.MustCompile(`^check\s*=\s*(.*)$`)
-	cdCmd         = regexp.MustCompile(`(?m)(?:^|&&|\|\||;)\s*cd\s+`)
-	sudoCmd       = regexp.MustCompile(`(?:^|&&|\|\||;|\|)\s*sudo\s`)
-	aptInstall    = regexp.MustCompile(`apt-get\s+(?:-\S+\s+)*install\s+([^;&|]*)`)
-	apkAdd        = regexp.MustCompile(`apk\s+(?:-\S+\s+)*add\s+([^;&|]*)`)
-	goInstall     = regexp.MustCompile(`go\s+install\s+([^;&|]*)`)
 	goBuild       = regexp.MustCompile(`\bgo\s+build\b`)
 	goModDownload = regexp.MustCompile(`\bgo\s+mod\s+download\b`)
-	singlePipe    = regexp.MustCompile(`[^|]\|[^|]`)
 	credValue     = regexp.MustCompile(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
 	secretName    = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
 	secretAllow   = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
@@ -114,7 +109,10 @@ type stageInfo struct {
 	hasUser    bool
 	pipefail   bool
 	caBundle   bool
-	copyAll    int // line of a COPY . ., 0 if none
+	copyAll    int   // line of a COPY . ., 0 if none
+	posix      bool  // shell-form RUN goes to a POSIX shell (not SHELL powershell/cmd)
+	parent     int   // index of the stage this one is built FROM, -1 for an image
+	aptLists   []int // RUN lines that leave /var/lib/apt/lists behind (DL3009)
 	exposes    []int
 	exposeLine int
 }
@@ -125,8 +123,9 @@ type linterState struct {
 	inline   map[int]map[string]bool
 	global   map[string]bool
 	x        *expander
-	meta     *argEnv         // meta ARGs (before the first FROM) with their values
-	declared map[string]bool // every meta ARG name, with or without a value
+	flags    map[int][]string // instruction line -> its --flags as written
+	meta     *argEnv          // meta ARGs (before the first FROM) with their values
+	declared map[string]bool  // every meta ARG name, with or without a value
 	stages   []*stageInfo
 	ignored  *patternmatcher.PatternMatcher
 }
@@ -187,7 +186,9 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 		}
 		l.add(linter.RuleNoEmptyContinuation.Name, line, "%s", w.Short)
 	}
+	l.flags = map[int][]string{}
 	for _, n := range res.AST.Children {
+		l.flags[n.StartLine] = n.Flags
 		for _, c := range n.PrevComment {
 			if m := ignoreInline.FindStringSubmatch(c); m != nil {
 				if l.inline[n.StartLine] == nil {
@@ -370,7 +371,7 @@ func (l *linterState) findStage(name string) *stageInfo {
 }
 
 func (l *linterState) stage(st *instructions.Stage, final bool) {
-	si := &stageInfo{name: st.Name, line: line(st.Location)}
+	si := &stageInfo{name: st.Name, line: line(st.Location), posix: true, parent: -1}
 	fromLine := si.line
 	if st.Name != "" {
 		if prev := l.findStage(st.Name); prev != nil && prev.name != "" {
@@ -403,6 +404,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		inherit := *parent
 		inherit.name, inherit.line, inherit.env = si.name, si.line, parent.env.clone()
 		inherit.exposes, inherit.exposeLine, inherit.copyAll = nil, 0, 0
+		inherit.aptLists, inherit.parent = nil, slices.Index(l.stages, parent)
 		*si = inherit
 	} else {
 		si.env = newArgEnv()
@@ -419,18 +421,29 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		}
 	}
 
-	var prevRun bool
+	var prev *runInfo
 	counts := map[string][]int{}
 	for _, c := range st.Commands {
 		ln := line(c.Location())
-		isRun := false
+		var cur *runInfo
 		switch c := c.(type) {
 		case *instructions.RunCommand:
-			isRun = true
-			if prevRun {
+			// Expanding fills in the --mount values (GetMounts).
+			_ = c.Expand(func(w string) (string, error) {
+				v, _ := l.x.word(w, si.env)
+				return v, nil
+			})
+			sc := l.runScript(si, c)
+			cur = &runInfo{flags: strings.Join(l.flags[ln], " "), count: -1}
+			if sc != nil {
+				cur.count = sc.Count
+			}
+			// hadolint's DL3059: not when the flags (--mount ...) differ or
+			// one of them chains more than two commands.
+			if prev != nil && prev.flags == cur.flags && prev.count >= 0 && cur.count >= 0 && prev.count <= 2 && cur.count <= 2 {
 				l.add("DL3059", ln, "")
 			}
-			l.run(si, c, ln)
+			l.run(si, c, sc, ln)
 		case *instructions.CmdCommand:
 			counts["CMD"] = append(counts["CMD"], ln)
 			l.shellForm(si, "CMD", c.PrependShell, ln)
@@ -500,7 +513,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		case *instructions.ShellCommand:
 			si.pipefail = strings.Contains(strings.Join(c.Shell, " "), "pipefail")
 		}
-		prevRun = isRun
+		prev = cur
 	}
 	for inst, lines := range counts {
 		for _, ln := range lines[:len(lines)-1] {
@@ -596,60 +609,31 @@ func (l *linterState) shellForm(si *stageInfo, inst string, shell bool, ln int) 
 	l.add(linter.RuleJSONArgsRecommended.Name, ln, "JSON arguments recommended for %s to prevent unintended behavior related to OS signals", inst)
 }
 
-func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, ln int) {
+type runInfo struct {
+	flags string
+	count int // simple commands, -1 when the script was not parsed
+}
+
+func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, sc *shellScript, ln int) {
 	if si.scratch {
 		l.add(RuleScratchRun, ln, "RUN in a scratch stage: there is no shell or program in it; do this work in the builder stage")
 	}
-	script := strings.Join(c.CmdLine, " ")
-	for _, f := range c.Files {
-		script += "\n" + f.Data
+	if sc == nil {
+		return
 	}
-	if c.PrependShell || len(c.Files) > 0 {
-		if cdCmd.MatchString(script) {
-			l.add("DL3003", ln, "")
+	l.runRules(si, c, sc, ln)
+	for _, cmd := range sc.Cmds {
+		if cmd.is("go", "mod", "download") && si.copyAll > 0 {
+			l.add(RuleCopyBeforeModDownload, si.copyAll, "COPY . . (line %d) comes before go mod download (line %d): copy go.mod and go.sum first so the module layer is cached", si.copyAll, ln)
+			si.copyAll = 0
 		}
-		if !si.pipefail && singlePipe.MatchString(" "+script+" ") && !strings.Contains(script, "pipefail") {
-			l.add("DL4006", ln, "")
-		}
-	}
-	if sudoCmd.MatchString(script) {
-		l.add("DL3004", ln, "")
-	}
-	if m := aptInstall.FindStringSubmatch(script); m != nil && unpinned(m[1], "=") {
-		l.add("DL3008", ln, "Pin versions in apt-get install (apt-get install <package>=<version>)")
-	}
-	if m := apkAdd.FindStringSubmatch(script); m != nil {
-		if unpinned(m[1], "=") {
-			l.add("DL3018", ln, "Pin versions in apk add (apk add <package>=<version>)")
-		}
-		if !strings.Contains(script, "--no-cache") {
-			l.add("DL3019", ln, "")
+		if cmd.is("go", "build") {
+			static := si.cgoOff || cmd.Env["CGO_ENABLED"] == "0" || strings.Contains(strings.Join(cmd.Args, " "), "-static")
+			if !static {
+				si.dynamicGo = true
+			}
 		}
 	}
-	if m := goInstall.FindStringSubmatch(script); m != nil && unpinned(m[1], "@") {
-		l.add("DL3062", ln, "Pin versions in go install (go install <package>@<version>)")
-	}
-	if goModDownload.MatchString(script) && si.copyAll > 0 {
-		l.add(RuleCopyBeforeModDownload, si.copyAll, "COPY . . (line %d) comes before go mod download (line %d): copy go.mod and go.sum first so the module layer is cached", si.copyAll, ln)
-	}
-	if goBuild.MatchString(script) {
-		static := si.cgoOff || strings.Contains(script, "CGO_ENABLED=0") || strings.Contains(script, "-static")
-		if !static {
-			si.dynamicGo = true
-		}
-	}
-}
-
-func unpinned(args, sep string) bool {
-	for _, a := range strings.Fields(args) {
-		if strings.HasPrefix(a, "-") || strings.HasPrefix(a, "$") || strings.HasPrefix(a, "\\") {
-			continue
-		}
-		if !strings.Contains(a, sep) {
-			return true
-		}
-	}
-	return false
 }
 
 func (l *linterState) expose(si *stageInfo, ports []string, ln int) {
