@@ -100,9 +100,14 @@ type stageInfo struct {
 	env        *argEnv // ARG and ENV values known in this stage
 	image      string  // base after ARG expansion
 	scratch    bool
-	static     bool // distroless/static: no libc either
-	dynamicGo  bool // a go build without CGO_ENABLED=0 happened here
-	cgoOff     bool // ENV CGO_ENABLED=0
+	static     bool     // distroless/static: no libc either
+	golang     bool     // a golang image: Go, and GOPATH=/go
+	alpine     bool     // an alpine-based image: no C compiler unless installed
+	cc         bool     // a C compiler was installed (gcc, build-base ...)
+	bins       []*goBin // Go programs built here or copied in
+	cwd        string   // WORKDIR, "" when unknown
+	ctxRoot    string   // where COPY . <dir> put the build context, "" if not
+	passwd     bool     // an /etc/passwd was copied in
 	line       int
 	workdir    bool
 	user       string
@@ -332,11 +337,6 @@ func (l *linterState) contextChecks() {
 			l.ignored, _ = patternmatcher.New(pats)
 		}
 	}
-	if l.o.Port == 0 {
-		if p, err := Inspect(dir); err == nil {
-			l.o.Port = p.Port
-		}
-	}
 }
 
 // argValue sets ARG key in env: the --build-arg value, else its default
@@ -405,6 +405,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		inherit.name, inherit.line, inherit.env = si.name, si.line, parent.env.clone()
 		inherit.exposes, inherit.exposeLine, inherit.copyAll = nil, 0, 0
 		inherit.aptLists, inherit.parent = nil, slices.Index(l.stages, parent)
+		inherit.bins = slices.Clone(parent.bins)
 		*si = inherit
 	} else {
 		si.env = newArgEnv()
@@ -413,11 +414,16 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 			si.scratch = image == "scratch"
 			si.static = si.scratch || strings.Contains(image, "distroless/static")
 			si.caBundle = !si.scratch
+			si.passwd = !si.scratch
+			si.cwd = "/"
+			repo, tag, _ := strings.Cut(image[strings.LastIndex(image, "/")+1:], ":")
+			si.golang = repo == "golang"
+			si.alpine = repo == "alpine" || strings.Contains(tag, "alpine")
 			if strings.HasSuffix(image, ":nonroot") || strings.Contains(image, ":nonroot-") {
 				si.hasUser, si.user = true, "nonroot"
 			}
 		} else {
-			si.caBundle = true // an unknown base: assume it has what it needs
+			si.caBundle, si.passwd = true, true // an unknown base: assume it has what it needs
 		}
 	}
 
@@ -463,9 +469,6 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 				v, _ := l.x.word(kv.Value, si.env)
 				si.env.set(kv.Key, v)
 				l.checkSecret("ENV", kv.Key, &v, ln)
-				if kv.Key == "CGO_ENABLED" {
-					si.cgoOff = v == "0"
-				}
 			}
 		case *instructions.LabelCommand:
 			for _, kv := range c.Labels {
@@ -483,13 +486,21 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 				l.add(linter.RuleWorkdirRelativePath.Name, ln, "Relative workdir %q can have unexpected results if the base image changes", c.Path)
 			}
 			si.workdir = true
+			switch {
+			case !dirKnown || si.cwd == "" && !path.IsAbs(dir):
+				si.cwd = ""
+			case path.IsAbs(dir):
+				si.cwd = path.Clean(dir)
+			default:
+				si.cwd = path.Join(si.cwd, dir)
+			}
 		case *instructions.UserCommand:
 			user, userKnown := l.x.word(c.User, si.env)
 			si.user, si.hasUser = user, true
 			if !userKnown {
 				si.user = c.User
 			}
-			if si.scratch && userKnown {
+			if si.scratch && userKnown && !si.passwd {
 				u, _, _ := strings.Cut(user, ":")
 				if _, err := strconv.Atoi(u); err != nil {
 					l.add(RuleScratchNamedUser, ln, "USER %s in a scratch stage: there is no /etc/passwd to resolve it, use a numeric UID such as 65532", user)
@@ -622,15 +633,26 @@ func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, sc *shellSc
 		return
 	}
 	l.runRules(si, c, sc, ln)
-	for _, cmd := range sc.Cmds {
-		if cmd.is("go", "mod", "download") && si.copyAll > 0 {
+	cwd := si.cwd
+	for i := range sc.Cmds {
+		cmd := &sc.Cmds[i]
+		switch {
+		case cmd.is("go", "mod", "download") && si.copyAll > 0:
 			l.add(RuleCopyBeforeModDownload, si.copyAll, "COPY . . (line %d) comes before go mod download (line %d): copy go.mod and go.sum first so the module layer is cached", si.copyAll, ln)
 			si.copyAll = 0
-		}
-		if cmd.is("go", "build") {
-			static := si.cgoOff || cmd.Env["CGO_ENABLED"] == "0" || strings.Contains(strings.Join(cmd.Args, " "), "-static")
-			if !static {
-				si.dynamicGo = true
+		case (cmd.is("go", "build") || cmd.is("go", "install")) && cwd != "":
+			l.goBuild(si, cmd, cwd)
+		case cmd.name() == "cd":
+			if ops := cmd.operands(1); len(ops) == 1 && cmd.Lit[len(cmd.Args)-1] && cwd != "" {
+				cwd = resolve(cwd, ops[0])
+			} else {
+				cwd = ""
+			}
+		case cmd.is("apk", "add") || cmd.is("apt-get", "install") || cmd.is("apt", "install"):
+			for _, p := range cmd.Args[2:] {
+				if p == "gcc" || p == "build-base" || p == "clang" || p == "musl-dev" || strings.HasPrefix(p, "gcc-") || p == "build-essential" {
+					si.cc = true
+				}
 			}
 		}
 	}
@@ -685,10 +707,38 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 		l.add("DL3045", ln, "COPY to a relative destination %q without WORKDIR set", c.DestPath)
 	}
 	srcs, srcKnown := l.words(si, c.SourcePaths)
+	absDest := ""
+	if destKnown {
+		switch {
+		case path.IsAbs(dest):
+			absDest = path.Clean(dest)
+		case si.cwd != "":
+			absDest = path.Join(si.cwd, dest)
+		}
+	}
+	destDir := nsrc > 1 || strings.HasSuffix(dest, "/") || dest == "." || dest == "./"
+	// What a source brings, wherever it comes from.
+	for _, p := range srcs {
+		clean := path.Clean("/" + p)
+		switch {
+		case clean == "/" || clean == "/etc":
+			si.caBundle, si.passwd = true, true
+		case strings.HasPrefix(clean, "/etc/ssl") || strings.Contains(p, "ca-certificates") || strings.Contains(p, "cacert"):
+			si.caBundle = true
+		case clean == "/etc/passwd":
+			si.passwd = true
+		}
+	}
+	if strings.HasPrefix(absDest, "/etc/ssl") || strings.HasPrefix(absDest, "/etc/pki") {
+		si.caBundle = true
+	}
+	if absDest == "/etc/passwd" || absDest == "/etc" {
+		si.passwd = true
+	}
 	if c.From != "" {
 		from, fromKnown := l.x.word(c.From, si.env)
 		if !fromKnown {
-			si.caBundle = true // from an unknown image: it may bring anything
+			si.caBundle, si.passwd = true, true // from an unknown image: it may bring anything
 			return
 		}
 		if st.Name != "" && strings.EqualFold(from, st.Name) {
@@ -699,13 +749,24 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 		if src == nil && !strings.ContainsAny(from, ":/.") {
 			l.add("DL3022", ln, "COPY --from=%s does not reference a previously defined stage", from)
 		}
-		for _, p := range srcs {
-			if strings.Contains(p, "ca-certificates") || strings.HasPrefix(dest, "/etc/ssl") {
-				si.caBundle = true
-			}
+		if src == nil || absDest == "" {
+			return
 		}
-		if src != nil && src.dynamicGo && si.static {
-			l.add(RuleCgoNotDisabled, ln, "stage %q builds Go without CGO_ENABLED=0: the binary needs libc, which %s does not have (\"no such file or directory\" at start)", from, si.image)
+		reported := false
+		for i, p := range srcs {
+			if !srcKnown[i] {
+				continue
+			}
+			abs := p
+			if !path.IsAbs(abs) {
+				abs = path.Join(src.cwd, p)
+			}
+			for _, b := range si.copyBins(src, path.Clean(abs), absDest, destDir || strings.HasSuffix(p, "/")) {
+				if b.link == linkDynamic && si.static && !reported {
+					reported = true
+					l.add(RuleCgoNotDisabled, ln, "the Go binary copied from stage %q is built with cgo (no CGO_ENABLED=0 in a golang image with gcc): it needs libc, which %s does not have (\"no such file or directory\" at start)", from, si.image)
+				}
+			}
 		}
 		return
 	}
@@ -713,9 +774,7 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 		clean := strings.TrimSuffix(strings.TrimPrefix(p, "./"), "/")
 		if clean == "." || clean == "" {
 			si.copyAll = ln
-		}
-		if strings.HasPrefix(dest, "/etc/ssl") || strings.Contains(p, "ca-certificates") {
-			si.caBundle = true
+			si.ctxRoot = absDest
 		}
 		if srcKnown[i] {
 			l.copyIgnored("Copy", p, ln)
@@ -758,7 +817,7 @@ func (l *linterState) addCmd(c *instructions.AddCommand, ln int) {
 }
 
 func (l *linterState) finalStage(si *stageInfo, fromLine int) {
-	if si.scratch && !si.caBundle {
+	if si.scratch && !si.caBundle && len(si.bins) > 0 && l.usesTLS() {
 		l.add(RuleMissingCABundle, fromLine, "")
 	}
 	switch {
@@ -767,14 +826,78 @@ func (l *linterState) finalStage(si *stageInfo, fromLine int) {
 	case !si.hasUser:
 		l.add(RuleRootFinalStage, fromLine, "")
 	}
-	if l.o.Port > 0 && len(si.exposes) > 0 {
-		for _, p := range si.exposes {
-			if p == l.o.Port {
-				return
-			}
-		}
-		l.add(RuleExposeMismatch, si.exposeLine, "EXPOSE %v but the app listens on %d", si.exposes, l.o.Port)
-	} else if l.o.Port > 0 {
-		l.add(RuleExposeMismatch, fromLine, "the final stage has no EXPOSE; the app listens on %d", l.o.Port)
-	}
+	l.exposeMismatch(si, fromLine)
 }
+
+// exposeMismatch compares EXPOSE with the port of the Go program that
+// reaches the final stage (--port, or its sources in the build context).
+// It says nothing when it cannot follow the program to its sources.
+func (l *linterState) exposeMismatch(si *stageInfo, fromLine int) {
+	ports := []int{}
+	if l.o.Port > 0 {
+		ports = append(ports, l.o.Port)
+	} else {
+		pkg := ""
+		for _, b := range si.bins {
+			if b.pkg == "" || pkg != "" && b.pkg != pkg {
+				return // unknown sources, or several programs
+			}
+			pkg = b.pkg
+		}
+		if pkg == "" || l.o.ContextDir == "" {
+			return
+		}
+		ln := DetectListen(l.o.ContextDir, filepath.Join(l.o.ContextDir, filepath.FromSlash(pkg)))
+		if !ln.Server || len(ln.Ports) == 0 {
+			return
+		}
+		ports = ln.Ports
+	}
+	if len(si.exposes) == 0 {
+		l.add(RuleExposeMismatch, fromLine, "the final stage has no EXPOSE; the app listens on %d", ports[0])
+		return
+	}
+	for _, p := range si.exposes {
+		if containsInt(ports, p) {
+			return
+		}
+	}
+	l.add(RuleExposeMismatch, si.exposeLine, "EXPOSE %v but the app listens on %d", si.exposes, ports[0])
+}
+
+// usesTLS reports whether the Go sources in the build context make TLS
+// connections (crypto/tls, an https:// URL, an HTTP client); false when
+// there is no context to read.
+func (l *linterState) usesTLS() bool {
+	dir := l.o.ContextDir
+	if dir == "" {
+		return false
+	}
+	found := false
+	n := 0
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || found {
+			return filepath.SkipAll
+		}
+		if d.IsDir() {
+			if p != dir && (skipDirNames[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		if n++; n > 2000 {
+			return filepath.SkipAll
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && tlsUse.Match(b) {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+var tlsUse = regexp.MustCompile(`"crypto/tls"|"https://|http\.(?:Get|Post|PostForm|Head|NewRequest|NewRequestWithContext)\(|http\.DefaultClient|&http\.Client\{|http\.Client\{`)
