@@ -108,6 +108,7 @@ type stageInfo struct {
 	cwd        string   // WORKDIR, "" when unknown
 	ctxRoot    string   // where COPY . <dir> put the build context, "" if not
 	passwd     bool     // an /etc/passwd was copied in
+	files      []string // paths copied into a scratch stage ("/" for a whole rootfs)
 	line       int
 	workdir    bool
 	user       string
@@ -458,7 +459,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 			l.shellForm(si, "ENTRYPOINT", c.PrependShell, ln)
 		case *instructions.HealthCheckCommand:
 			counts["HEALTHCHECK"] = append(counts["HEALTHCHECK"], ln)
-			if si.scratch && c.Health != nil && len(c.Health.Test) > 0 && c.Health.Test[0] == "CMD-SHELL" {
+			if si.scratch && !si.has("/bin/sh") && c.Health != nil && len(c.Health.Test) > 0 && c.Health.Test[0] == "CMD-SHELL" {
 				l.add(RuleScratchShellForm, ln, "HEALTHCHECK CMD in shell form needs /bin/sh, which a scratch image does not have")
 			}
 		case *instructions.EnvCommand:
@@ -609,11 +610,24 @@ func redact(v string) string {
 	return "…"
 }
 
+// dirLike are sources taken for directories without a trailing slash.
+var dirLike = map[string]bool{"bin": true, "sbin": true, "usr": true, "lib": true, "etc": true}
+
+// has reports whether file p was copied into a scratch stage.
+func (si *stageInfo) has(p string) bool {
+	for _, f := range si.files {
+		if f == "/" || f == p || strings.HasPrefix(p, f+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 func (l *linterState) shellForm(si *stageInfo, inst string, shell bool, ln int) {
 	if !shell {
 		return
 	}
-	if si.scratch {
+	if si.scratch && !si.has("/bin/sh") {
 		l.add(RuleScratchShellForm, ln, "%s in shell form runs /bin/sh -c, which a scratch image does not have: use the JSON form %s [\"/app\"]", inst, inst)
 		return
 	}
@@ -626,8 +640,15 @@ type runInfo struct {
 }
 
 func (l *linterState) run(si *stageInfo, c *instructions.RunCommand, sc *shellScript, ln int) {
-	if si.scratch {
-		l.add(RuleScratchRun, ln, "RUN in a scratch stage: there is no shell or program in it; do this work in the builder stage")
+	// A scratch stage has only what was copied in: the shell for the shell
+	// form, the program for the exec form.
+	if prog := "/bin/sh"; si.scratch {
+		if !c.PrependShell && len(c.CmdLine) > 0 {
+			prog = c.CmdLine[0]
+		}
+		if !si.has(prog) {
+			l.add(RuleScratchRun, ln, "RUN in a scratch stage: %s is not in it; do this work in the builder stage", prog)
+		}
 	}
 	if sc == nil {
 		return
@@ -734,6 +755,21 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 	}
 	if absDest == "/etc/passwd" || absDest == "/etc" {
 		si.passwd = true
+	}
+	if si.scratch && absDest != "" {
+		for _, p := range srcs {
+			switch {
+			case path.Clean("/"+p) == "/" && absDest == "/":
+				si.files = append(si.files, "/")
+			case strings.HasSuffix(p, "/") || dirLike[path.Base(p)]:
+				// a directory: its contents go into absDest
+				si.files = append(si.files, absDest)
+			case destDir:
+				si.files = append(si.files, path.Join(absDest, path.Base(p)))
+			default:
+				si.files = append(si.files, absDest)
+			}
+		}
 	}
 	if c.From != "" {
 		from, fromKnown := l.x.word(c.From, si.env)
