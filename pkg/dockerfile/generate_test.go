@@ -211,3 +211,30 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+// Under SHELL powershell or on a Windows base, shell form is not /bin/sh.
+func TestExplainWindows(t *testing.T) {
+	src, err := os.ReadFile("testdata/lint/53-windows.Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := Explain(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ex {
+		if strings.Contains(e.Here, "/bin/sh") {
+			t.Errorf("line %d: %s", e.Line, e.Here)
+		}
+		switch e.Line {
+		case 6, 9:
+			if !strings.Contains(e.Here, "powershell") {
+				t.Errorf("line %d should name powershell: %s", e.Line, e.Here)
+			}
+		case 14:
+			if !strings.Contains(e.Here, "cmd /S /C") {
+				t.Errorf("line %d should name cmd: %s", e.Line, e.Here)
+			}
+		}
+	}
+}

@@ -109,6 +109,8 @@ type stageInfo struct {
 	ctxRoot    string   // where COPY . <dir> put the build context, "" if not
 	passwd     bool     // an /etc/passwd was copied in
 	files      []string // paths copied into a scratch stage ("/" for a whole rootfs)
+	windows    bool     // a Windows image: C:\ paths, cmd/powershell
+	shellSet   bool     // a SHELL instruction is in effect
 	line       int
 	workdir    bool
 	user       string
@@ -419,6 +421,10 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 			si.cwd = "/"
 			repo, tag, _ := strings.Cut(image[strings.LastIndex(image, "/")+1:], ":")
 			si.golang = repo == "golang"
+			si.windows = windowsImage(image) || strings.HasPrefix(strings.ToLower(st.Platform), "windows")
+			if si.windows {
+				si.posix, si.cwd = false, ""
+			}
 			si.alpine = repo == "alpine" || strings.Contains(tag, "alpine")
 			if strings.HasSuffix(image, ":nonroot") || strings.Contains(image, ":nonroot-") {
 				si.hasUser, si.user = true, "nonroot"
@@ -483,7 +489,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 			}
 		case *instructions.WorkdirCommand:
 			dir, dirKnown := l.x.word(c.Path, si.env)
-			if dirKnown && !path.IsAbs(dir) && !si.workdir {
+			if dirKnown && !si.isAbs(dir) && !si.workdir {
 				l.add(linter.RuleWorkdirRelativePath.Name, ln, "Relative workdir %q can have unexpected results if the base image changes", c.Path)
 			}
 			si.workdir = true
@@ -524,6 +530,8 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 			l.addCmd(c, ln)
 		case *instructions.ShellCommand:
 			si.pipefail = strings.Contains(strings.Join(c.Shell, " "), "pipefail")
+			si.shellSet = true
+			si.posix = len(c.Shell) > 0 && posixShell(c.Shell[0])
 		}
 		prev = cur
 	}
@@ -610,6 +618,34 @@ func redact(v string) string {
 	return "…"
 }
 
+// isAbs: an absolute path for the stage's OS (BuildKit decides by the
+// target OS): /x, and on Windows also C:\x, C:/x and \x.
+func (si *stageInfo) isAbs(p string) bool {
+	if path.IsAbs(p) {
+		return true
+	}
+	return si.windows && (winAbs.MatchString(p) || strings.HasPrefix(p, `\`))
+}
+
+var winAbs = regexp.MustCompile(`^[A-Za-z]:[\\/]`)
+
+// windowsImage: the Windows base images (servercore, nanoserver ...).
+func windowsImage(image string) bool {
+	i := strings.ToLower(image)
+	return strings.Contains(i, "mcr.microsoft.com/windows") || strings.Contains(i, "nanoserver") ||
+		strings.Contains(i, "servercore") || strings.Contains(i, "windowsservercore") || strings.Contains(i, "/windows:")
+}
+
+// posixShell: SHELL ["/bin/bash", ...] is, ["powershell", ...] and ["cmd", ...] are not.
+func posixShell(prog string) bool {
+	b := strings.ToLower(prog)
+	if i := strings.LastIndexAny(b, `/\`); i >= 0 {
+		b = b[i+1:]
+	}
+	b = strings.TrimSuffix(b, ".exe")
+	return b != "powershell" && b != "pwsh" && b != "cmd"
+}
+
 // dirLike are sources taken for directories without a trailing slash.
 var dirLike = map[string]bool{"bin": true, "sbin": true, "usr": true, "lib": true, "etc": true}
 
@@ -630,6 +666,9 @@ func (l *linterState) shellForm(si *stageInfo, inst string, shell bool, ln int) 
 	if si.scratch && !si.has("/bin/sh") {
 		l.add(RuleScratchShellForm, ln, "%s in shell form runs /bin/sh -c, which a scratch image does not have: use the JSON form %s [\"/app\"]", inst, inst)
 		return
+	}
+	if si.shellSet {
+		return // BuildKit: the SHELL was chosen on purpose
 	}
 	l.add(linter.RuleJSONArgsRecommended.Name, ln, "JSON arguments recommended for %s to prevent unintended behavior related to OS signals", inst)
 }
@@ -724,7 +763,7 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 	if nsrc > 1 && !strings.HasSuffix(dest, "/") && destKnown {
 		l.add("DL3021", ln, "COPY with more than 2 arguments requires the last argument to end with /")
 	}
-	if destKnown && !path.IsAbs(dest) && !si.workdir {
+	if destKnown && !si.isAbs(dest) && !si.workdir {
 		l.add("DL3045", ln, "COPY to a relative destination %q without WORKDIR set", c.DestPath)
 	}
 	srcs, srcKnown := l.words(si, c.SourcePaths)
@@ -859,7 +898,7 @@ func (l *linterState) finalStage(si *stageInfo, fromLine int) {
 	switch {
 	case si.hasUser && (si.user == "root" || si.user == "0" || strings.HasPrefix(si.user, "0:") || strings.HasPrefix(si.user, "root:")):
 		l.add("DL3002", fromLine, "the final stage runs as USER %s", si.user)
-	case !si.hasUser:
+	case !si.hasUser && !si.windows: // Windows images run as ContainerUser/Administrator, not root
 		l.add(RuleRootFinalStage, fromLine, "")
 	}
 	l.exposeMismatch(si, fromLine)
