@@ -246,7 +246,7 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 		}
 	}
 	if o.ContextDir != "" {
-		l.contextChecks()
+		l.contextChecks(name, src)
 	}
 	for i := range stages {
 		l.stage(&stages[i], i == len(stages)-1)
@@ -330,16 +330,80 @@ func (l *linterState) casing(ast *parser.Node) {
 	}
 }
 
-func (l *linterState) contextChecks() {
+func (l *linterState) contextChecks(name string, src []byte) {
 	dir := l.o.ContextDir
-	b, err := os.ReadFile(filepath.Join(dir, ".dockerignore"))
+	// BuildKit reads <Dockerfile>.dockerignore first, then the context's.
+	b, err := os.ReadFile(name + ".dockerignore")
+	if err != nil {
+		b, err = os.ReadFile(filepath.Join(dir, ".dockerignore"))
+	}
 	if errors.Is(err, os.ErrNotExist) {
-		l.add(RuleNoDockerignore, 0, "no .dockerignore in %s: .git, local binaries and secrets go into the build context", dir)
+		if l.contextKnown(src) {
+			if big := contextSize(dir); big != "" {
+				l.add(RuleNoDockerignore, 0, "no .dockerignore in %s (%s): all of it is sent to the builder and COPY . . takes it into the image", dir, big)
+			}
+		}
 	} else if err == nil {
 		if pats, err := ignorefile.ReadAll(bytes.NewReader(b)); err == nil {
 			l.ignored, _ = patternmatcher.New(pats)
 		}
 	}
+}
+
+var otherContext = regexp.MustCompile(`(?m)^\s*#.*\bdocker\s+(?:buildx\s+)?build\b.*\s-f\s`)
+
+// contextKnown: --context (or a build) names it, or the Dockerfile's folder
+// is a project root (go.mod, package.json ...) and the file's own comments
+// do not build it from elsewhere (docker build -f ...).
+func (l *linterState) contextKnown(src []byte) bool {
+	if l.o.ContextKnown {
+		return true
+	}
+	if otherContext.Match(src) {
+		return false
+	}
+	for _, m := range []string{"go.mod", "package.json", "pom.xml", "build.gradle", "build.gradle.kts", "requirements.txt", "pyproject.toml", "Cargo.toml", "Gemfile", "composer.json", "mix.exs"} {
+		if exists(filepath.Join(l.o.ContextDir, m)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Above these a build context without .dockerignore is worth a finding.
+const (
+	bigContextFiles = 500
+	bigContextBytes = 50 << 20
+)
+
+// contextSize describes why dir is a large build context ("" when it is
+// not): a .git or node_modules folder, or many files or bytes.
+func contextSize(dir string) string {
+	var files, bytes int64
+	why := ""
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules":
+				why = d.Name() + "/ in it"
+				return filepath.SkipAll
+			}
+			return nil
+		}
+		files++
+		if info, err := d.Info(); err == nil {
+			bytes += info.Size()
+		}
+		if files >= bigContextFiles || bytes >= bigContextBytes {
+			why = fmt.Sprintf("more than %d files or %d MB", bigContextFiles, bigContextBytes>>20)
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return why
 }
 
 // argValue sets ARG key in env: the --build-arg value, else its default

@@ -61,10 +61,6 @@ func TestLintFixtures(t *testing.T) {
 	// Every rule has a fixture.
 	if !*update {
 		for _, r := range Rules() {
-			switch r.ID {
-			case RuleNoDockerignore:
-				continue
-			}
 			if !seen[r.ID] {
 				t.Errorf("rule %s has no fixture that triggers it", r.ID)
 			}
@@ -94,8 +90,27 @@ func TestLintContextChecks(t *testing.T) {
 		}
 		return strings.Join(s, " ")
 	}
+	// A small context needs no .dockerignore; one with .git/ in it does.
+	if got, want := rules(LintOptions{ContextDir: dir}), "12:ExposeMismatch"; got != want {
+		t.Errorf("without .dockerignore, small: %s, want %s", got, want)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".git", "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if got, want := rules(LintOptions{ContextDir: dir}), "0:NoDockerignore 12:ExposeMismatch"; got != want {
-		t.Errorf("without .dockerignore: %s, want %s", got, want)
+		t.Errorf("without .dockerignore, .git: %s, want %s", got, want)
+	}
+	// The Dockerfile's folder is not known to be the context when it is
+	// not a project root: no go.mod there.
+	other := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(other, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := rules(LintOptions{ContextDir: other}); strings.Contains(got, "NoDockerignore") {
+		t.Errorf("folder that is not a project root: %s", got)
+	}
+	if got := rules(LintOptions{ContextDir: other, ContextKnown: true}); !strings.Contains(got, "NoDockerignore") {
+		t.Errorf("--context with .git/: %s", got)
 	}
 	write(".dockerignore", "*.env\n")
 	if got, want := rules(LintOptions{ContextDir: dir}), "10:CopyIgnoredFile 12:ExposeMismatch"; got != want {

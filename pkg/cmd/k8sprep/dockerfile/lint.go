@@ -30,10 +30,11 @@ type LintOptions struct {
 	ListRules        bool
 	Output           string
 
-	threshold df.Severity
-	format    output.Format
-	In        io.Reader
-	Out       io.Writer
+	contextKnown bool
+	threshold    df.Severity
+	format       output.Format
+	In           io.Reader
+	Out          io.Writer
 }
 
 func newLintCmd(dockerCLI command.Cli) *cobra.Command {
@@ -46,7 +47,8 @@ and reports BuildKit check names (JSONArgsRecommended, SecretsUsedInArgOrEnv ...
 hadolint rules (DL3006, DL3007 ...) and Go/scratch rules (ScratchRun,
 CgoNotDisabled, MissingCABundle, CopyBeforeModDownload, ExposeMismatch,
 NoDockerignore ...). The file's directory is taken as the build context unless
---context or --no-context.
+--context or --no-context; NoDockerignore needs --context, or that directory
+to be a project root (go.mod, package.json ...), and a large context.
 
 Ignore a rule on one instruction with a comment right above it:
   # k8sprep-ignore=DL3008        (hadolint's "# hadolint ignore=DL3008" works too)
@@ -67,7 +69,7 @@ Exit status 1 when a finding reaches --failure-threshold.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Context, "context", "", "Build context directory for the context checks (default: the Dockerfile's directory)")
+	f.StringVar(&o.Context, "context", "", "Build context directory for the context checks (default: the Dockerfile's directory, when it is a project root)")
 	f.BoolVar(&o.NoContext, "no-context", false, "Skip the checks that read the build context (.dockerignore, app port)")
 	f.IntVar(&o.Port, "port", 0, "Port the app listens on, for ExposeMismatch (default: found in the context's Go sources)")
 	f.StringSliceVar(&o.Ignore, "ignore", nil, "Rules to skip (IDs or hadolint codes), repeatable or comma-separated")
@@ -100,6 +102,7 @@ func (o *LintOptions) Complete(args []string) error {
 	if o.format, err = output.ParseFormat(o.Output, output.Table, output.JSON, formatSARIF); err != nil {
 		return err
 	}
+	o.contextKnown = o.Context != ""
 	if o.Context == "" && !o.NoContext && o.File != "-" {
 		o.Context = filepath.Dir(o.File)
 	}
@@ -128,7 +131,7 @@ func (o *LintOptions) Run() error {
 	if name == "-" {
 		name = "<stdin>"
 	}
-	rep, err := df.Lint(name, src, df.LintOptions{ContextDir: o.Context, Port: o.Port, Ignore: o.Ignore})
+	rep, err := df.Lint(name, src, df.LintOptions{ContextDir: o.Context, ContextKnown: o.contextKnown, Port: o.Port, Ignore: o.Ignore})
 	if err != nil {
 		return err
 	}
