@@ -251,6 +251,13 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 	for i := range stages {
 		l.stage(&stages[i], i == len(stages)-1)
 	}
+	// DL3009 where the apt lists reach the image: the final stage and the
+	// stages it is built FROM.
+	for i := len(l.stages) - 1; i >= 0; i = l.stages[i].parent {
+		for _, ln := range l.stages[i].aptLists {
+			l.add("DL3009", ln, "")
+		}
+	}
 	rep.Findings = l.sorted()
 	return rep, nil
 }
@@ -502,101 +509,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 	counts := map[string][]int{}
 	for _, c := range st.Commands {
 		ln := line(c.Location())
-		var cur *runInfo
-		switch c := c.(type) {
-		case *instructions.RunCommand:
-			// Expanding fills in the --mount values (GetMounts).
-			_ = c.Expand(func(w string) (string, error) {
-				v, _ := l.x.word(w, si.env)
-				return v, nil
-			})
-			sc := l.runScript(si, c)
-			cur = &runInfo{flags: strings.Join(l.flags[ln], " "), count: -1}
-			if sc != nil {
-				cur.count = sc.Count
-			}
-			// hadolint's DL3059: not when the flags (--mount ...) differ or
-			// one of them chains more than two commands.
-			if prev != nil && prev.flags == cur.flags && prev.count >= 0 && cur.count >= 0 && prev.count <= 2 && cur.count <= 2 {
-				l.add("DL3059", ln, "")
-			}
-			l.run(si, c, sc, ln)
-		case *instructions.CmdCommand:
-			counts["CMD"] = append(counts["CMD"], ln)
-			l.shellForm(si, "CMD", c.PrependShell, ln)
-		case *instructions.EntrypointCommand:
-			counts["ENTRYPOINT"] = append(counts["ENTRYPOINT"], ln)
-			l.shellForm(si, "ENTRYPOINT", c.PrependShell, ln)
-		case *instructions.HealthCheckCommand:
-			counts["HEALTHCHECK"] = append(counts["HEALTHCHECK"], ln)
-			if si.scratch && !si.has("/bin/sh") && c.Health != nil && len(c.Health.Test) > 0 && c.Health.Test[0] == "CMD-SHELL" {
-				l.add(RuleScratchShellForm, ln, "HEALTHCHECK CMD in shell form needs /bin/sh, which a scratch image does not have")
-			}
-		case *instructions.EnvCommand:
-			for _, kv := range c.Env {
-				if kv.NoDelim {
-					l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"ENV key=value\" should be used instead of legacy \"ENV key value\" format")
-				}
-				v, _ := l.x.word(kv.Value, si.env)
-				si.env.set(kv.Key, v)
-				l.checkSecret("ENV", kv.Key, &v, ln)
-			}
-		case *instructions.LabelCommand:
-			for _, kv := range c.Labels {
-				if kv.NoDelim {
-					l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"LABEL key=value\" should be used instead of legacy \"LABEL key value\" format")
-				}
-			}
-		case *instructions.ArgCommand:
-			for _, kv := range c.Args {
-				l.checkSecret("ARG", kv.Key, l.stageArg(si, kv.Key, kv.Value), ln)
-			}
-		case *instructions.WorkdirCommand:
-			dir, dirKnown := l.x.word(c.Path, si.env)
-			if dirKnown && !si.isAbs(dir) && !si.workdir {
-				l.add(linter.RuleWorkdirRelativePath.Name, ln, "Relative workdir %q can have unexpected results if the base image changes", c.Path)
-			}
-			si.workdir = true
-			switch {
-			case !dirKnown || si.cwd == "" && !path.IsAbs(dir):
-				si.cwd = ""
-			case path.IsAbs(dir):
-				si.cwd = path.Clean(dir)
-			default:
-				si.cwd = path.Join(si.cwd, dir)
-			}
-		case *instructions.UserCommand:
-			user, userKnown := l.x.word(c.User, si.env)
-			si.user, si.hasUser = user, true
-			if !userKnown {
-				si.user = c.User
-			}
-			if si.scratch && userKnown && !si.passwd {
-				u, _, _ := strings.Cut(user, ":")
-				if _, err := strconv.Atoi(u); err != nil {
-					l.add(RuleScratchNamedUser, ln, "USER %s in a scratch stage: there is no /etc/passwd to resolve it, use a numeric UID such as 65532", user)
-				}
-			}
-		case *instructions.ExposeCommand:
-			si.exposeLine = ln
-			ports := make([]string, 0, len(c.Ports))
-			for _, p := range c.Ports {
-				if v, ok := l.x.word(p, si.env); ok {
-					ports = append(ports, strings.Fields(v)...)
-				} else {
-					ports = append(ports, p)
-				}
-			}
-			l.expose(si, ports, ln)
-		case *instructions.CopyCommand:
-			l.copyCmd(si, st, c, ln)
-		case *instructions.AddCommand:
-			l.addCmd(c, ln)
-		case *instructions.ShellCommand:
-			si.pipefail = strings.Contains(strings.Join(c.Shell, " "), "pipefail")
-			si.shellSet = true
-			si.posix = len(c.Shell) > 0 && posixShell(c.Shell[0])
-		}
+		cur := l.command(si, st, c, ln, counts, prev)
 		prev = cur
 	}
 	for inst, lines := range counts {
@@ -643,6 +556,143 @@ func (l *linterState) stageArg(si *stageInfo, key string, def *string) *string {
 		return &v
 	}
 	return nil
+}
+
+// command checks one instruction of a stage and updates what the stage
+// knows; prev is the RUN right before it, for DL3059.
+func (l *linterState) command(si *stageInfo, st *instructions.Stage, c instructions.Command, ln int, counts map[string][]int, prev *runInfo) (cur *runInfo) {
+	switch c := c.(type) {
+	case *instructions.RunCommand:
+		// Expanding fills in the --mount values (GetMounts).
+		_ = c.Expand(func(w string) (string, error) {
+			v, _ := l.x.word(w, si.env)
+			return v, nil
+		})
+		sc := l.runScript(si, c)
+		cur = &runInfo{flags: strings.Join(l.flags[ln], " "), count: -1}
+		if sc != nil {
+			cur.count = sc.Count
+		}
+		// hadolint's DL3059: not when the flags (--mount ...) differ or
+		// one of them chains more than two commands.
+		if prev != nil && prev.flags == cur.flags && prev.count >= 0 && cur.count >= 0 && prev.count <= 2 && cur.count <= 2 {
+			l.add("DL3059", ln, "")
+		}
+		l.run(si, c, sc, ln)
+	case *instructions.CmdCommand:
+		counts["CMD"] = append(counts["CMD"], ln)
+		l.shellForm(si, "CMD", c.PrependShell, ln)
+	case *instructions.EntrypointCommand:
+		counts["ENTRYPOINT"] = append(counts["ENTRYPOINT"], ln)
+		l.shellForm(si, "ENTRYPOINT", c.PrependShell, ln)
+	case *instructions.HealthCheckCommand:
+		counts["HEALTHCHECK"] = append(counts["HEALTHCHECK"], ln)
+		if c.Health != nil && len(c.Health.Test) > 1 && c.Health.Test[0] == "CMD-SHELL" {
+			l.healthcheck(si, c.Health.Test[1], ln)
+		}
+	case *instructions.OnbuildCommand:
+		l.onbuild(si, st, c, ln)
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			if kv.NoDelim {
+				l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"ENV key=value\" should be used instead of legacy \"ENV key value\" format")
+			}
+			v, _ := l.x.word(kv.Value, si.env)
+			si.env.set(kv.Key, v)
+			l.checkSecret("ENV", kv.Key, &v, ln)
+		}
+	case *instructions.LabelCommand:
+		for _, kv := range c.Labels {
+			if kv.NoDelim {
+				l.add(linter.RuleLegacyKeyValueFormat.Name, ln, "\"LABEL key=value\" should be used instead of legacy \"LABEL key value\" format")
+			}
+		}
+	case *instructions.ArgCommand:
+		for _, kv := range c.Args {
+			l.checkSecret("ARG", kv.Key, l.stageArg(si, kv.Key, kv.Value), ln)
+		}
+	case *instructions.WorkdirCommand:
+		dir, dirKnown := l.x.word(c.Path, si.env)
+		if dirKnown && !si.isAbs(dir) && !si.workdir {
+			l.add(linter.RuleWorkdirRelativePath.Name, ln, "Relative workdir %q can have unexpected results if the base image changes", c.Path)
+		}
+		si.workdir = true
+		switch {
+		case !dirKnown || si.cwd == "" && !path.IsAbs(dir):
+			si.cwd = ""
+		case path.IsAbs(dir):
+			si.cwd = path.Clean(dir)
+		default:
+			si.cwd = path.Join(si.cwd, dir)
+		}
+	case *instructions.UserCommand:
+		user, userKnown := l.x.word(c.User, si.env)
+		si.user, si.hasUser = user, true
+		if !userKnown {
+			si.user = c.User
+		}
+		if si.scratch && userKnown && !si.passwd {
+			u, _, _ := strings.Cut(user, ":")
+			if _, err := strconv.Atoi(u); err != nil {
+				l.add(RuleScratchNamedUser, ln, "USER %s in a scratch stage: there is no /etc/passwd to resolve it, use a numeric UID such as 65532", user)
+			}
+		}
+	case *instructions.ExposeCommand:
+		si.exposeLine = ln
+		ports := make([]string, 0, len(c.Ports))
+		for _, p := range c.Ports {
+			if v, ok := l.x.word(p, si.env); ok {
+				ports = append(ports, strings.Fields(v)...)
+			} else {
+				ports = append(ports, p)
+			}
+		}
+		l.expose(si, ports, ln)
+	case *instructions.CopyCommand:
+		l.copyCmd(si, st, c, ln)
+	case *instructions.AddCommand:
+		l.addCmd(c, ln)
+	case *instructions.ShellCommand:
+		si.pipefail = strings.Contains(strings.Join(c.Shell, " "), "pipefail")
+		si.shellSet = true
+		si.posix = len(c.Shell) > 0 && posixShell(c.Shell[0])
+	}
+	return cur
+}
+
+// healthcheck: a shell-form HEALTHCHECK CMD needs /bin/sh; one that is a
+// single plain command is better in JSON form (DL3025).
+func (l *linterState) healthcheck(si *stageInfo, script string, ln int) {
+	if si.scratch && !si.has("/bin/sh") {
+		l.add(RuleScratchShellForm, ln, "HEALTHCHECK CMD in shell form needs /bin/sh, which a scratch image does not have")
+		return
+	}
+	if si.shellSet || !si.posix {
+		return
+	}
+	sc, ok := parseShell(script, si.env)
+	if !ok || sc.Count != 1 || sc.Pipe || len(sc.Cmds) != 1 || slices.Contains(sc.Cmds[0].Lit, false) {
+		return // it uses the shell (||, pipes, variables): the shell form is right
+	}
+	l.add(linter.RuleJSONArgsRecommended.Name, ln, "JSON arguments recommended for HEALTHCHECK CMD: a single command needs no shell (HEALTHCHECK CMD [\"%s\", ...])", sc.Cmds[0].Args[0])
+}
+
+// onbuild checks the instruction of an ONBUILD as it will run: in the
+// image built FROM this one, with its own WORKDIR.
+func (l *linterState) onbuild(si *stageInfo, st *instructions.Stage, c *instructions.OnbuildCommand, ln int) {
+	res, err := parser.Parse(strings.NewReader(c.Expression))
+	if err != nil || len(res.AST.Children) == 0 {
+		return
+	}
+	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	if err != nil {
+		return
+	}
+	child := *si
+	child.env = si.env.clone()
+	child.scratch, child.static, child.workdir, child.copyAll = false, false, true, 0
+	child.bins, child.files, child.aptLists = nil, nil, nil
+	l.command(&child, st, cmd, ln, map[string][]int{}, nil)
 }
 
 func (l *linterState) checkImageRef(image string, ln int) {

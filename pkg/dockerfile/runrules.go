@@ -99,7 +99,7 @@ var aptValueOpts = []string{"-o", "--option", "-t", "--target-release", "-c", "-
 
 // runRules are the hadolint shell rules on one parsed RUN.
 func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *shellScript, ln int) {
-	var cd, sudo, aptPin, apkPin, apkCache, goPin bool
+	var cd, sudo, aptPin, aptRec, aptUpdate, aptClean, apkPin, apkCache, goPin, wget, dnfPin, pip, yarn, yarnClean, lnSh bool
 	for i := range sc.Cmds {
 		cmd := &sc.Cmds[i]
 		switch name := cmd.name(); name {
@@ -108,12 +108,24 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 		case "sudo":
 			sudo = true
 		case "apt-get", "apt":
+			if cmd.is(name, "update") {
+				aptUpdate = true
+			}
 			if cmd.is(name, "install") {
 				pkgs, lit := packages(cmd, "install", aptValueOpts...)
 				for j, p := range pkgs {
 					if lit[j] && !strings.ContainsAny(p, "=/") && !strings.HasSuffix(p, ".deb") {
 						aptPin = true
 					}
+				}
+				if name == "apt-get" && !cmd.has("--no-install-recommends") && !aptNoRecommends(cmd) {
+					aptRec = true
+				}
+			}
+		case "rm":
+			for _, a := range cmd.Args[1:] {
+				if strings.HasPrefix(a, "/var/lib/apt/lists") {
+					aptClean = true
 				}
 			}
 		case "apk":
@@ -140,6 +152,35 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 					}
 				}
 			}
+		case "wget":
+			if !wgetQuiet(cmd) {
+				wget = true
+			}
+		case "dnf", "microdnf":
+			if cmd.is(name, "install") {
+				pkgs, lit := packages(cmd, "install", "--repo", "--enablerepo", "--disablerepo", "--setopt", "--releasever", "--installroot")
+				for j, p := range pkgs {
+					if lit[j] && !rpmVersioned.MatchString(p) && !strings.HasSuffix(p, ".rpm") && !strings.Contains(p, "/") {
+						dnfPin = true
+					}
+				}
+			}
+		case "yarn":
+			if cmd.is("yarn", "install") {
+				yarn = true
+			}
+			if cmd.is("yarn", "cache", "clean") {
+				yarnClean = true
+			}
+		case "ln":
+			if ops := cmd.operands(1); len(ops) >= 2 && (ops[len(ops)-1] == "/bin/sh" || ops[len(ops)-1] == "/usr/bin/sh") {
+				lnSh = true
+			}
+		}
+		if pipInstall(cmd) && !cmd.has("--no-cache-dir") && cmd.Env["PIP_NO_CACHE_DIR"] == "" {
+			if _, set := si.env.Get("PIP_NO_CACHE_DIR"); !set && !cacheMount(c, ".cache/pip") {
+				pip = true
+			}
 		}
 	}
 	if c.PrependShell {
@@ -156,6 +197,12 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 	if aptPin {
 		l.add("DL3008", ln, "Pin versions in apt-get install (apt-get install <package>=<version>)")
 	}
+	if aptRec {
+		l.add("DL3015", ln, "")
+	}
+	if aptUpdate && !aptClean && !cacheMount(c, "/var/lib/apt") {
+		si.aptLists = append(si.aptLists, ln)
+	}
 	if apkPin {
 		l.add("DL3018", ln, "Pin versions in apk add (apk add <package>=<version>)")
 	}
@@ -165,4 +212,69 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 	if goPin {
 		l.add("DL3062", ln, "Pin versions in go install (go install <package>@<version>, not @latest)")
 	}
+	if wget {
+		l.add("DL3047", ln, "")
+	}
+	if dnfPin {
+		l.add("DL3041", ln, "")
+	}
+	if pip {
+		l.add("DL3042", ln, "")
+	}
+	if yarn && !yarnClean && !cacheMount(c, "yarn") {
+		l.add("DL3060", ln, "")
+	}
+	if lnSh {
+		l.add("DL4005", ln, "")
+	}
+}
+
+var rpmVersioned = regexp.MustCompile(`.-[0-9]`)
+
+func aptNoRecommends(c *shCmd) bool {
+	for i, a := range c.Args {
+		if (a == "-o" || a == "--option") && i+1 < len(c.Args) && strings.Contains(strings.ToLower(c.Args[i+1]), "install-recommends=") {
+			v := strings.ToLower(c.Args[i+1])
+			return strings.HasSuffix(v, "=false") || strings.HasSuffix(v, "=0") || strings.HasSuffix(v, "=no")
+		}
+	}
+	return false
+}
+
+// wgetQuiet: --progress, -q/--quiet, -nv/--no-verbose or a log file.
+func wgetQuiet(c *shCmd) bool {
+	for _, a := range c.Args[1:] {
+		switch {
+		case a == "-nv", a == "--no-verbose", a == "--quiet", a == "-o", a == "-a",
+			strings.HasPrefix(a, "--progress"), strings.HasPrefix(a, "--output-file"), strings.HasPrefix(a, "--append-output"):
+			return true
+		case len(a) > 1 && a[0] == '-' && a[1] != '-':
+			// a cluster of short options: -q, -qO- ...; stop at one that takes a value
+			for _, r := range a[1:] {
+				if r == 'q' || r == 'o' || r == 'a' {
+					return true
+				}
+				if strings.ContainsRune("OPtTwUeiBY", r) {
+					break
+				}
+			}
+		}
+	}
+	return false
+}
+
+// pipInstall: pip install, pip3 install, python -m pip install.
+func pipInstall(c *shCmd) bool {
+	n := c.name()
+	if strings.HasPrefix(n, "pip") && !strings.HasPrefix(n, "pipenv") && !strings.HasPrefix(n, "pipx") {
+		return c.is(n, "install")
+	}
+	if strings.HasPrefix(n, "python") {
+		for i := 1; i+2 < len(c.Args); i++ {
+			if c.Args[i] == "-m" && c.Args[i+1] == "pip" && c.Args[i+2] == "install" {
+				return true
+			}
+		}
+	}
+	return false
 }
