@@ -263,6 +263,9 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 }
 
 func (l *linterState) sorted() []Finding {
+	if l.findings == nil {
+		return []Finding{} // "findings": [] in JSON, not null
+	}
 	sort.SliceStable(l.findings, func(i, j int) bool { return l.findings[i].Line < l.findings[j].Line })
 	return l.findings
 }

@@ -55,15 +55,16 @@ Ignore a rule on one instruction with a comment right above it:
 or for the whole file:
   # k8sprep-ignore-file=DL3059   ("# hadolint global ignore=" and BuildKit's "# check=skip=" too)
 
-Exit status 1 when a finding reaches --failure-threshold.`,
+Exit status 1 when a finding reaches --failure-threshold, 2 when FILE cannot be
+read, 125 for a usage error (an unknown flag or severity).`,
 		Example: `  docker k8sprep dockerfile lint
   docker k8sprep dockerfile lint path/to/Dockerfile --failure-threshold error
   docker k8sprep dockerfile lint -o sarif > lint.sarif
   docker k8sprep dockerfile lint --list-rules`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
-				return err
+				return usageError(err)
 			}
 			return o.Run()
 		},
@@ -125,7 +126,7 @@ func (o *LintOptions) Run() error {
 		src, err = os.ReadFile(o.File)
 	}
 	if err != nil {
-		return err
+		return fileError(err)
 	}
 	name := o.File
 	if name == "-" {
@@ -147,7 +148,7 @@ func ThresholdError(rep *df.Report, threshold df.Severity) error {
 		return nil
 	}
 	n := rep.Count(threshold)
-	return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("%s: %d finding(s) at or above %s", rep.File, n, threshold)}
+	return cli.StatusError{StatusCode: ExitFindings, Status: fmt.Sprintf("%s: %d finding(s) at or above %s", rep.File, n, threshold)}
 }
 
 // PrintReport writes the findings as lines for people, JSON or SARIF.
