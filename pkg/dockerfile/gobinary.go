@@ -82,6 +82,19 @@ func (l *linterState) goBuild(si *stageInfo, cmd *shCmd, cwd string) {
 			}
 		}
 	}
+	// go build main.go util.go: the files' package.
+	if len(pkgs) > 0 && strings.HasSuffix(pkgs[0], ".go") {
+		dir := path.Dir(pkgs[0])
+		for _, p := range pkgs {
+			if !strings.HasSuffix(p, ".go") || path.Dir(p) != dir {
+				return
+			}
+		}
+		if dir != "." && !strings.HasPrefix(dir, "/") && !strings.HasPrefix(dir, "../") {
+			dir = "./" + dir
+		}
+		pkgs = []string{dir}
+	}
 	if len(pkgs) > 1 || install && len(pkgs) != 1 {
 		return // several programs, or go install of the module's tools: not followed
 	}

@@ -85,6 +85,7 @@ var (
 	goBuild       = regexp.MustCompile(`\bgo\s+build\b`)
 	goModDownload = regexp.MustCompile(`\bgo\s+mod\s+download\b`)
 	credValue     = regexp.MustCompile(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
+	imageDigest   = regexp.MustCompile(`@sha(?:256|384|512):[0-9a-fA-F]+`)
 	secretName    = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
 	secretAllow   = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
 )
@@ -719,7 +720,7 @@ func (l *linterState) checkImageRef(image string, ln int) {
 }
 
 func (l *linterState) checkSecret(inst, key string, value *string, ln int) {
-	if value != nil && credValue.MatchString(*value) {
+	if value != nil && credValue.MatchString(imageDigest.ReplaceAllString(*value, "")) {
 		l.add(RuleSecretInValue, ln, "%s %s holds a credential (%s): it stays in the image history; pass it at run time (docker run -e, a Kubernetes Secret)", inst, key, redact(*value))
 		return
 	}

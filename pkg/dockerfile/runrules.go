@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"path"
 	"regexp"
 	"strings"
 
@@ -173,7 +174,8 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 				yarnClean = true
 			}
 		case "ln":
-			if ops := cmd.operands(1); len(ops) >= 2 && (ops[len(ops)-1] == "/bin/sh" || ops[len(ops)-1] == "/usr/bin/sh") {
+			// Replacing sh by another shell; not providing one (ln -s /busybox/sh /bin/sh).
+			if ops := cmd.operands(1); len(ops) == 2 && (ops[1] == "/bin/sh" || ops[1] == "/usr/bin/sh") && path.Base(ops[0]) != "sh" && path.Base(ops[0]) != "busybox" {
 				lnSh = true
 			}
 		}

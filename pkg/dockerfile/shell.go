@@ -92,10 +92,21 @@ func parseShell(script string, env *argEnv) (*shellScript, bool) {
 	}
 	s := &shellScript{}
 	vars := map[string]string{}
+	var substs []syntax.Node // $(...): a pipe in there does not decide the RUN's status
+	inSubst := func(n syntax.Node) bool {
+		for _, c := range substs {
+			if n.Pos().After(c.Pos()) && c.End().After(n.End()) {
+				return true
+			}
+		}
+		return false
+	}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch n := n.(type) {
+		case *syntax.CmdSubst, *syntax.ProcSubst:
+			substs = append(substs, n)
 		case *syntax.BinaryCmd:
-			if n.Op == syntax.Pipe || n.Op == syntax.PipeAll {
+			if (n.Op == syntax.Pipe || n.Op == syntax.PipeAll) && !inSubst(n) {
 				s.Pipe = true
 			}
 		case *syntax.DeclClause:
