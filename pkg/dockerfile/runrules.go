@@ -101,6 +101,7 @@ var aptValueOpts = []string{"-o", "--option", "-t", "--target-release", "-c", "-
 // runRules are the hadolint shell rules on one parsed RUN.
 func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *shellScript, ln int) {
 	var cd, sudo, aptPin, aptRec, aptUpdate, aptClean, apkPin, apkCache, goPin, wget, dnfPin, pip, yarn, yarnClean, lnSh bool
+	var apt, aptYes, pipPin, npmPin bool
 	for i := range sc.Cmds {
 		cmd := &sc.Cmds[i]
 		switch name := cmd.name(); name {
@@ -109,6 +110,12 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 		case "sudo":
 			sudo = true
 		case "apt-get", "apt":
+			if name == "apt" {
+				apt = true
+			}
+			if name == "apt-get" && cmd.is(name, "install") && !aptAssumeYes(cmd) {
+				aptYes = true
+			}
 			if cmd.is(name, "update") {
 				aptUpdate = true
 			}
@@ -173,11 +180,23 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 			if cmd.is("yarn", "cache", "clean") {
 				yarnClean = true
 			}
+		case "npm":
+			if cmd.is("npm", "install") || cmd.is("npm", "i") || cmd.is("npm", "add") {
+				pkgs, lit := packages(cmd, cmd.operands(1)[0], "--prefix", "--registry", "--cache", "-w", "--workspace")
+				for j, p := range pkgs {
+					if lit[j] && npmUnpinned(p) {
+						npmPin = true
+					}
+				}
+			}
 		case "ln":
 			// Replacing sh by another shell; not providing one (ln -s /busybox/sh /bin/sh).
 			if ops := cmd.operands(1); len(ops) == 2 && (ops[1] == "/bin/sh" || ops[1] == "/usr/bin/sh") && path.Base(ops[0]) != "sh" && path.Base(ops[0]) != "busybox" {
 				lnSh = true
 			}
+		}
+		if pipInstall(cmd) && pipUnpinned(cmd) {
+			pipPin = true
 		}
 		if pipInstall(cmd) && !cmd.has("--no-cache-dir") && cmd.Env["PIP_NO_CACHE_DIR"] == "" {
 			if _, set := si.env.Get("PIP_NO_CACHE_DIR"); !set && !cacheMount(c, ".cache/pip") {
@@ -195,6 +214,18 @@ func (l *linterState) runRules(si *stageInfo, c *instructions.RunCommand, sc *sh
 	}
 	if sudo {
 		l.add("DL3004", ln, "")
+	}
+	if apt {
+		l.add("DL3027", ln, "")
+	}
+	if aptYes {
+		l.add("DL3014", ln, "")
+	}
+	if pipPin {
+		l.add("DL3013", ln, "")
+	}
+	if npmPin {
+		l.add("DL3016", ln, "")
 	}
 	if aptPin {
 		l.add("DL3008", ln, "Pin versions in apt-get install (apt-get install <package>=<version>)")
@@ -279,4 +310,64 @@ func pipInstall(c *shCmd) bool {
 		}
 	}
 	return false
+}
+
+// aptAssumeYes: -y, --yes, --assume-yes, -qq (which implies -y), or -y in a
+// cluster of short options (-qy).
+func aptAssumeYes(c *shCmd) bool {
+	for _, a := range c.Args[1:] {
+		switch {
+		case a == "--yes" || a == "--assume-yes" || a == "-qq" || a == "-q=2" || strings.HasPrefix(a, "--assume-yes="):
+			return true
+		case len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.Contains(a, "y"):
+			return true
+		}
+	}
+	return false
+}
+
+// pipUnpinned: a package named without a version (==, >=, ~= ..., @ url);
+// requirement and constraint files, local paths, archives and URLs are fine.
+func pipUnpinned(c *shCmd) bool {
+	valueOpts := map[string]bool{"-r": true, "--requirement": true, "-c": true, "--constraint": true, "-e": true, "--editable": true,
+		"-i": true, "--index-url": true, "--extra-index-url": true, "-f": true, "--find-links": true, "-t": true, "--target": true,
+		"--prefix": true, "--root": true, "--trusted-host": true, "--platform": true, "--python-version": true, "--implementation": true,
+		"--abi": true, "--only-binary": true, "--no-binary": true, "--src": true, "--cache-dir": true, "--progress-bar": true, "--report": true}
+	seen := false
+	for i := 1; i < len(c.Args); i++ {
+		a := c.Args[i]
+		if !seen {
+			seen = a == "install"
+			continue
+		}
+		if strings.HasPrefix(a, "-") {
+			if valueOpts[a] {
+				i++
+			}
+			continue
+		}
+		if !c.Lit[i] || strings.ContainsAny(a, "=<>~!@/") || strings.HasPrefix(a, ".") ||
+			strings.HasSuffix(a, ".whl") || strings.HasSuffix(a, ".tar.gz") || strings.HasSuffix(a, ".zip") {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// npmUnpinned: pkg or @scope/pkg without @version; paths, URLs, git and
+// tarballs are fine.
+func npmUnpinned(p string) bool {
+	if strings.HasPrefix(p, ".") || strings.HasPrefix(p, "/") || strings.Contains(p, "://") || strings.HasPrefix(p, "git") ||
+		strings.HasPrefix(p, "file:") || strings.HasSuffix(p, ".tgz") || strings.HasSuffix(p, ".tar.gz") {
+		return false
+	}
+	name := p
+	if strings.HasPrefix(name, "@") {
+		name = name[1:]
+		if !strings.Contains(name, "/") {
+			return false
+		}
+	}
+	return !strings.Contains(name, "@")
 }
