@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	goparser "go/parser"
+	"go/token"
 	"os"
 	"path"
 	"path/filepath"
@@ -137,6 +139,7 @@ type linterState struct {
 	declared map[string]bool  // every meta ARG name, with or without a value
 	stages   []*stageInfo
 	ignored  *patternmatcher.PatternMatcher
+	facts    goFacts
 }
 
 func (l *linterState) add(rule string, line int, format string, args ...any) {
@@ -955,7 +958,9 @@ func (l *linterState) copyCmd(si *stageInfo, st *instructions.Stage, c *instruct
 				abs = path.Join(src.cwd, p)
 			}
 			for _, b := range si.copyBins(src, path.Clean(abs), absDest, destDir || strings.HasSuffix(p, "/")) {
-				if b.link == linkDynamic && si.static && !reported {
+				// With the sources at hand, a program that links no libc
+				// (no net, os/user, cgo or third-party package) is fine.
+				if b.link == linkDynamic && si.static && !reported && (l.o.ContextDir == "" || l.goSources().libc) {
 					reported = true
 					l.add(RuleCgoNotDisabled, ln, "the Go binary copied from stage %q is built with cgo (no CGO_ENABLED=0 in a golang image with gcc): it needs libc, which %s does not have (\"no such file or directory\" at start)", from, si.image)
 				}
@@ -1058,22 +1063,30 @@ func (l *linterState) exposeMismatch(si *stageInfo, fromLine int) {
 	l.add(RuleExposeMismatch, si.exposeLine, "EXPOSE %v but the app listens on %d", si.exposes, ports[0])
 }
 
-// usesTLS reports whether the Go sources in the build context make TLS
-// connections (crypto/tls, an https:// URL, an HTTP client); false when
-// there is no context to read.
-func (l *linterState) usesTLS() bool {
-	dir := l.o.ContextDir
-	if dir == "" {
-		return false
+// goFacts is what the Go sources in the build context say.
+type goFacts struct {
+	read bool
+	tls  bool // crypto/tls, an https:// URL, an HTTP client
+	// libc: a package that links libc when cgo is on (net, os/user, cgo
+	// itself) or a third-party one that may; false for a plain program.
+	libc bool
+}
+
+// goSources reads the context's Go files once (at most 2,000).
+func (l *linterState) goSources() goFacts {
+	if l.facts.read || l.o.ContextDir == "" {
+		return l.facts
 	}
-	found := false
+	l.facts.read = true
+	dir := l.o.ContextDir
+	fset := token.NewFileSet()
 	n := 0
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || found {
-			return filepath.SkipAll
+		if err != nil {
+			return nil
 		}
 		if d.IsDir() {
-			if p != dir && (skipDirNames[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
+			if p != dir && (d.Name() == "testdata" || d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -1082,15 +1095,34 @@ func (l *linterState) usesTLS() bool {
 			return nil
 		}
 		if n++; n > 2000 {
+			l.facts.libc = true // too large to tell
 			return filepath.SkipAll
 		}
 		b, err := os.ReadFile(p)
-		if err == nil && tlsUse.Match(b) {
-			found = true
+		if err != nil {
+			return nil
+		}
+		if !strings.Contains(p, string(filepath.Separator)+"vendor"+string(filepath.Separator)) && tlsUse.Match(b) {
+			l.facts.tls = true
+		}
+		f, err := goparser.ParseFile(fset, p, b, goparser.ImportsOnly)
+		if err != nil {
+			return nil
+		}
+		for _, imp := range f.Imports {
+			ip := strings.Trim(imp.Path.Value, `"`)
+			first, _, _ := strings.Cut(ip, "/")
+			if ip == "net" || strings.HasPrefix(ip, "net/") || ip == "os/user" || ip == "C" || strings.Contains(first, ".") {
+				l.facts.libc = true
+			}
 		}
 		return nil
 	})
-	return found
+	return l.facts
 }
+
+// usesTLS: the Go sources in the context make TLS connections; false
+// without a context.
+func (l *linterState) usesTLS() bool { return l.goSources().tls }
 
 var tlsUse = regexp.MustCompile(`"crypto/tls"|"https://|http\.(?:Get|Post|PostForm|Head|NewRequest|NewRequestWithContext)\(|http\.DefaultClient|&http\.Client\{|http\.Client\{`)
