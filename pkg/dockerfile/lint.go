@@ -22,6 +22,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // Finding is one problem. Line is 1-based; 0 means the whole file.
@@ -140,6 +141,7 @@ type linterState struct {
 	stages   []*stageInfo
 	ignored  *patternmatcher.PatternMatcher
 	facts    goFacts
+	sh       *syntax.Parser
 }
 
 func (l *linterState) add(rule string, line int, format string, args ...any) {
@@ -240,6 +242,7 @@ func Lint(name string, src []byte, o LintOptions) (*Report, error) {
 		return rep, nil
 	}
 	l.x = newExpander(res.EscapeToken)
+	l.sh = newShellParser()
 	for _, p := range platformDefaults {
 		l.meta.set(p[0], p[1])
 	}
@@ -677,7 +680,7 @@ func (l *linterState) healthcheck(si *stageInfo, script string, ln int) {
 	if si.shellSet || !si.posix {
 		return
 	}
-	sc, ok := parseShell(script, si.env)
+	sc, ok := parseShell(l.sh, script, si.env)
 	if !ok || sc.Count != 1 || sc.Pipe || len(sc.Cmds) != 1 || slices.Contains(sc.Cmds[0].Lit, false) {
 		return // it uses the shell (||, pipes, variables): the shell form is right
 	}

@@ -45,7 +45,7 @@ func (l *linterState) runScript(si *stageInfo, c *instructions.RunCommand) *shel
 			script.WriteString("\n")
 		}
 	}
-	sc, ok := parseShell(script.String(), si.env)
+	sc, ok := parseShell(l.sh, script.String(), si.env)
 	if !ok {
 		return nil
 	}

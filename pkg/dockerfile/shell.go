@@ -80,13 +80,16 @@ type shellScript struct {
 	Count int
 }
 
-var shParser = syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(false))
+func newShellParser() *syntax.Parser {
+	return syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(false))
+}
 
-// parseShell parses script with mvdan.cc/sh (bash dialect). env holds the
+// parseShell parses script with mvdan.cc/sh (bash dialect; p is not safe
+// for concurrent use, so each Lint has its own). env holds the
 // variables known at this point of the Dockerfile. ok is false when the
 // script does not parse: rules then stay silent.
-func parseShell(script string, env *argEnv) (*shellScript, bool) {
-	f, err := shParser.Parse(strings.NewReader(script), "")
+func parseShell(p *syntax.Parser, script string, env *argEnv) (*shellScript, bool) {
+	f, err := p.Parse(strings.NewReader(script), "")
 	if err != nil {
 		return nil, false
 	}
