@@ -113,7 +113,9 @@ files (config.toml ...) and the listen port, and writes a multi-stage Dockerfile
 a golang builder pinned to the module's Go version, go mod download in its own
 layer, a static build (CGO_ENABLED=0 -trimpath -ldflags "-s -w"), and a scratch
 final stage with CA certificates, time zone data, the config file, a numeric
-non-root USER, EXPOSE and a JSON-form ENTRYPOINT. Existing files are kept
+non-root USER, EXPOSE and a JSON-form ENTRYPOINT. The port is read from the Go
+sources (listen addresses, -port/-addr flag defaults, PORT fallbacks); a program
+that listens on nothing gets no EXPOSE ("no server found"). Existing files are kept
 unless --force (then a .bak copy is made).`,
 		Example: `  docker k8sprep dockerfile init
   docker k8sprep dockerfile init ./myapp --main ./cmd/server --port 9090
