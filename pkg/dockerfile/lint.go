@@ -82,15 +82,13 @@ func LintFile(path string, o LintOptions) (*Report, error) {
 }
 
 var (
-	ignoreInline  = regexp.MustCompile(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
-	ignoreFile    = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
-	checkSkip     = regexp.MustCompile(`^check\s*=\s*(.*)$`)
-	goBuild       = regexp.MustCompile(`\bgo\s+build\b`)
-	goModDownload = regexp.MustCompile(`\bgo\s+mod\s+download\b`)
-	credValue     = regexp.MustCompile(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
-	imageDigest   = regexp.MustCompile(`@sha(?:256|384|512):[0-9a-fA-F]+`)
-	secretName    = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
-	secretAllow   = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
+	ignoreInline = regexp.MustCompile(`^(?:k8sprep-ignore\s*=|hadolint\s+ignore\s*=)\s*(.+)$`)
+	ignoreFile   = regexp.MustCompile(`^(?:k8sprep-ignore-file\s*=|hadolint\s+global\s+ignore\s*=)\s*(.+)$`)
+	checkSkip    = regexp.MustCompile(`^check\s*=\s*(.*)$`)
+	credValue    = regexp.MustCompile(`(?i)(?:[a-z0-9_.-]+:[^@/\s]+@(?:tcp\(|[a-z0-9.-]+[:/])|password=[^;&\s]+|pwd=[^;&\s]+)`)
+	imageDigest  = regexp.MustCompile(`@sha(?:256|384|512):[0-9a-fA-F]+`)
+	secretName   = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token|dsn|connection_?string|conn_?str)(?:_|$)`)
+	secretAllow  = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
 )
 
 var predefinedArgs = map[string]bool{
@@ -471,7 +469,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 	image, undefined, err := l.x.wordMatches(st.BaseName, l.meta)
 	known, reported := err == nil, false
 	for _, u := range undefined {
-		if !l.declared[u] {
+		if !l.declared[u] && !predefinedArgs[u] {
 			l.add(linter.RuleUndefinedArgInFrom.Name, fromLine, "FROM argument '%s' is not declared", u)
 			reported = true
 		}
