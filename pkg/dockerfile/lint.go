@@ -485,7 +485,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 	if parent := l.findStage(image); parent != nil && known && !strings.Contains(image, "/") && !strings.Contains(image, ":") {
 		inherit := *parent
 		inherit.name, inherit.line, inherit.env = si.name, si.line, parent.env.clone()
-		inherit.exposes, inherit.exposeLine, inherit.copyAll = nil, 0, 0
+		inherit.exposes, inherit.copyAll = slices.Clone(parent.exposes), 0 // EXPOSE is in the image config
 		inherit.aptLists, inherit.parent = nil, slices.Index(l.stages, parent)
 		inherit.bins = slices.Clone(parent.bins)
 		*si = inherit
