@@ -487,7 +487,7 @@ func (l *linterState) stage(st *instructions.Stage, final bool) {
 		inherit.name, inherit.line, inherit.env = si.name, si.line, parent.env.clone()
 		inherit.exposes, inherit.copyAll = slices.Clone(parent.exposes), 0 // EXPOSE is in the image config
 		inherit.aptLists, inherit.parent = nil, slices.Index(l.stages, parent)
-		inherit.bins = slices.Clone(parent.bins)
+		inherit.bins, inherit.files = slices.Clone(parent.bins), slices.Clone(parent.files)
 		*si = inherit
 	} else {
 		si.env = newArgEnv()
