@@ -50,6 +50,8 @@ func Explain(src []byte) ([]Explanation, error) {
 	stage := ""
 	stageN := -1
 	scratch := false
+	shells := map[string]string{} // stage name -> its shell, for FROM <stage>
+	shell := "/bin/sh -c"
 	for _, n := range res.AST.Children {
 		inst := strings.ToUpper(n.Value)
 		args := nodeArgs(n)
@@ -64,11 +66,23 @@ func Explain(src []byte) ([]Explanation, error) {
 				stage = args[2]
 			}
 			scratch = len(args) > 0 && args[0] == "scratch"
+			shell = "/bin/sh -c"
+			if len(args) > 0 {
+				if sh, ok := shells[strings.ToLower(args[0])]; ok {
+					shell = sh
+				} else if windowsImage(args[0]) {
+					shell = "cmd /S /C"
+				}
+			}
 		}
+		if inst == "SHELL" {
+			shell = strings.Join(args, " ")
+		}
+		shells[strings.ToLower(stage)] = shell
 		if stageN >= 0 {
 			e.Stage = stage
 		}
-		e.Here = explainHere(inst, n, args, scratch, stage)
+		e.Here = explainHere(inst, n, args, scratch, stage, shell)
 		out = append(out, e)
 	}
 	return out, nil
@@ -93,7 +107,7 @@ func nodeFlag(n *parser.Node, name string) string {
 	return ""
 }
 
-func explainHere(inst string, n *parser.Node, args []string, scratch bool, stage string) string {
+func explainHere(inst string, n *parser.Node, args []string, scratch bool, stage, shell string) string {
 	joined := strings.Join(args, " ")
 	switch inst {
 	case "FROM":
@@ -117,7 +131,7 @@ func explainHere(inst string, n *parser.Node, args []string, scratch bool, stage
 		if isJSON(n) {
 			s = "Exec (JSON) form: no shell is involved. "
 		} else {
-			s = "Shell form: run by /bin/sh -c. "
+			s = "Shell form: run by " + shell + ". "
 		}
 		if scratch {
 			s += "This stage is scratch, which has no shell: this RUN will fail. "
@@ -142,7 +156,7 @@ func explainHere(inst string, n *parser.Node, args []string, scratch bool, stage
 	case "CMD", "ENTRYPOINT":
 		form := "JSON (exec) form: the program is PID 1 and receives SIGTERM directly."
 		if !isJSON(n) {
-			form = "Shell form: it runs as /bin/sh -c, so the program is not PID 1 and misses SIGTERM"
+			form = "Shell form: it runs as " + shell + ", so the program is not PID 1 and misses SIGTERM"
 			if scratch {
 				form += "; on scratch there is no /bin/sh at all, so the container cannot start"
 			}

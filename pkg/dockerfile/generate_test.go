@@ -2,10 +2,14 @@ package dockerfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -69,6 +73,10 @@ func TestGenerateGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cli, err := Inspect(cliProject(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		p    *Project
@@ -80,6 +88,7 @@ func TestGenerateGolden(t *testing.T) {
 		{"goapp-distroless", goapp, GenerateOptions{Base: BaseDistroless, Port: 9090}},
 		{"goapp-alpine", goapp, GenerateOptions{Base: BaseAlpine}},
 		{"multi-vendor-api", multi, GenerateOptions{Main: "cmd/api"}},
+		{"cli-no-server", cli, GenerateOptions{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -208,6 +217,95 @@ func TestExplain(t *testing.T) {
 	for _, e := range all {
 		if strings.HasPrefix(e.What, "Unknown") {
 			t.Errorf("%s not in the catalogue", e.Instruction)
+		}
+	}
+}
+
+// Under SHELL powershell or on a Windows base, shell form is not /bin/sh.
+func TestExplainWindows(t *testing.T) {
+	src, err := os.ReadFile("testdata/lint/53-windows.Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := Explain(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ex {
+		if strings.Contains(e.Here, "/bin/sh") {
+			t.Errorf("line %d: %s", e.Line, e.Here)
+		}
+		switch e.Line {
+		case 6, 9:
+			if !strings.Contains(e.Here, "powershell") {
+				t.Errorf("line %d should name powershell: %s", e.Line, e.Here)
+			}
+		case 14:
+			if !strings.Contains(e.Here, "cmd /S /C") {
+				t.Errorf("line %d should name cmd: %s", e.Line, e.Here)
+			}
+		}
+	}
+}
+
+// cliProject is a batch program: it dials a server but listens on nothing,
+// and has a package named secrets.
+func cliProject(t *testing.T) string {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"go.mod":             "module example.com/backup\n\ngo 1.26.0\n",
+		"go.sum":             "",
+		"main.go":            "package main\n\nimport (\n\t\"net\"\n\n\t\"example.com/backup/secrets\"\n)\n\nfunc main() {\n\tc, _ := net.Dial(\"tcp\", \"localhost:2379\")\n\t_ = c\n\t_ = secrets.Load()\n}\n",
+		"secrets/secrets.go": "package secrets\n\nfunc Load() error { return nil }\n",
+	})
+	return dir
+}
+
+func TestDetectListen(t *testing.T) {
+	for name, src := range map[string]string{
+		"80":   "package main\n\nimport (\"flag\"; \"net/http\")\n\nfunc main() {\n\tport := flag.String(\"port\", \"80\", \"port\")\n\tflag.Parse()\n\t_ = http.ListenAndServe(\":\"+*port, nil)\n}\n",
+		"3000": "package main\n\nimport (\"net/http\"; \"os\")\n\nfunc main() {\n\tport := os.Getenv(\"PORT\")\n\tif port == \"\" {\n\t\tport = \"3000\"\n\t}\n\t_ = http.ListenAndServe(\":\"+port, nil)\n}\n",
+		"9443": "package main\n\nimport \"net/http\"\n\nfunc main() {\n\tsrv := &http.Server{Addr: \":9443\"}\n\t_ = srv.ListenAndServeTLS(\"c\", \"k\")\n}\n",
+		"8081": "package main\n\nfunc main() {\n\tr := gin.Default()\n\t_ = r.Run(\":8081\")\n}\n",
+		"none": "package main\n\nimport \"net\"\n\nfunc main() { _, _ = net.Dial(\"tcp\", \":5432\") }\n",
+	} {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"main.go": src})
+		ln := DetectListen("", dir)
+		got := "none"
+		if ln.Server {
+			got = fmt.Sprint(ln.Port())
+		}
+		if got != name {
+			t.Errorf("%s: got %s (%+v)", name, got, ln)
+		}
+	}
+}
+
+// The generated .dockerignore keeps every Go package in the context.
+func TestDockerignoreKeepsPackages(t *testing.T) {
+	p, err := Inspect(cliProject(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Generate(p, GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Server || g.Port != 0 || strings.Contains(g.Dockerfile, "EXPOSE") || strings.Contains(g.Dockerfile, "--rm -p") {
+		t.Errorf("a program that does not listen got a port: %+v\n%s", g, g.Dockerfile)
+	}
+	pats, err := ignorefile.ReadAll(strings.NewReader(g.Dockerignore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := patternmatcher.New(pats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"secrets/secrets.go", "bin/tool/main.go", "dist/index.html", "tmp/tmp.go", "certs/ca.pem", "keys/signing.key", "main.go", "go.sum"} {
+		if m, _ := pm.MatchesOrParentMatches(f); m {
+			t.Errorf("%s is excluded by the generated .dockerignore", f)
 		}
 	}
 }

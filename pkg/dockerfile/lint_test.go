@@ -14,7 +14,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestLintFixtures lints every testdata/lint/*.Dockerfile and compares
-// "line rule severity" lines with the .golden file next to it.
+// "line rule severity" lines with the .golden file next to it. A NAME.ctx
+// directory next to the fixture is its build context (--context).
 func TestLintFixtures(t *testing.T) {
 	files, err := filepath.Glob("testdata/lint/*.Dockerfile")
 	if err != nil {
@@ -27,7 +28,12 @@ func TestLintFixtures(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".Dockerfile")
 		t.Run(name, func(t *testing.T) {
-			rep, err := LintFile(f, LintOptions{})
+			// NAME.ctx/, when there, is the build context of NAME.Dockerfile.
+			o := LintOptions{}
+			if ctx := strings.TrimSuffix(f, ".Dockerfile") + ".ctx"; exists(ctx) {
+				o.ContextDir, o.ContextKnown = ctx, true
+			}
+			rep, err := LintFile(f, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,13 +58,9 @@ func TestLintFixtures(t *testing.T) {
 			}
 		})
 	}
-	// Every rule that does not need a build context has a fixture.
+	// Every rule has a fixture.
 	if !*update {
 		for _, r := range Rules() {
-			switch r.ID {
-			case RuleNoDockerignore, RuleExposeMismatch, "CopyIgnoredFile":
-				continue
-			}
 			if !seen[r.ID] {
 				t.Errorf("rule %s has no fixture that triggers it", r.ID)
 			}
@@ -88,8 +90,27 @@ func TestLintContextChecks(t *testing.T) {
 		}
 		return strings.Join(s, " ")
 	}
+	// A small context needs no .dockerignore; one with .git/ in it does.
+	if got, want := rules(LintOptions{ContextDir: dir}), "12:ExposeMismatch"; got != want {
+		t.Errorf("without .dockerignore, small: %s, want %s", got, want)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".git", "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if got, want := rules(LintOptions{ContextDir: dir}), "0:NoDockerignore 12:ExposeMismatch"; got != want {
-		t.Errorf("without .dockerignore: %s, want %s", got, want)
+		t.Errorf("without .dockerignore, .git: %s, want %s", got, want)
+	}
+	// The Dockerfile's folder is not known to be the context when it is
+	// not a project root: no go.mod there.
+	other := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(other, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := rules(LintOptions{ContextDir: other}); strings.Contains(got, "NoDockerignore") {
+		t.Errorf("folder that is not a project root: %s", got)
+	}
+	if got := rules(LintOptions{ContextDir: other, ContextKnown: true}); !strings.Contains(got, "NoDockerignore") {
+		t.Errorf("--context with .git/: %s", got)
 	}
 	write(".dockerignore", "*.env\n")
 	if got, want := rules(LintOptions{ContextDir: dir}), "10:CopyIgnoredFile 12:ExposeMismatch"; got != want {
@@ -204,5 +225,34 @@ func bigDockerfile(lines int) []byte {
 func TestBigDockerfileHasThousandLines(t *testing.T) {
 	if n := bytes.Count(bigDockerfile(1000), []byte("\n")); n < 1000 || n > 1010 {
 		t.Fatalf("benchmark input has %d lines, want about 1000", n)
+	}
+}
+
+// Messages show values as BuildKit expands them, without the quotes of the
+// ARG default.
+func TestLintExpandsLikeBuildKit(t *testing.T) {
+	src := []byte("ARG IMG=\"busybox\"\nARG OS=\"linux\" ARCH='amd64'\nARG TAG\nFROM ${IMG}\nFROM alpine-\"${OS}\"-${ARCH}\nFROM alpine:${TAG}\nUSER 1000\nCMD [\"true\"]\n")
+	rep, err := Lint("Dockerfile", src, LintOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range rep.Findings {
+		got = append(got, fmt.Sprintf("%d %s: %s", f.Line, f.Rule, f.Message))
+	}
+	want := []string{
+		"4 DL3006: Always tag the version of an image explicitly: busybox",
+		"5 DL3006: Always tag the version of an image explicitly: alpine-linux-amd64",
+		"6 InvalidDefaultArgInFrom: Default value for ARG alpine:${TAG} results in empty or invalid base image name",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// A --build-arg that gives the tag a value makes the FROM valid.
+	rep, _ = Lint("Dockerfile", src, LintOptions{BuildArgs: map[string]string{"TAG": "3.22"}})
+	for _, f := range rep.Findings {
+		if f.Rule == "InvalidDefaultArgInFrom" {
+			t.Errorf("with --build-arg TAG: %v", f)
+		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -29,10 +28,13 @@ type Project struct {
 	Mains []string `json:"mains"`
 	// Configs are configuration files at the module root (config.toml ...).
 	Configs []string `json:"configs,omitempty"`
-	// Port is the first ":NNNN" listen address found in a main package, or 0.
-	Port      int  `json:"port,omitempty"`
-	HasGoSum  bool `json:"hasGoSum"`
-	HasVendor bool `json:"hasVendor"`
+	// Port is the listen port of the first main package that has one, or 0.
+	Port int `json:"port,omitempty"`
+	// Listen says, for each main package, whether it is a server and on
+	// which ports (DetectListen).
+	Listen    map[string]Listen `json:"listen,omitempty"`
+	HasGoSum  bool              `json:"hasGoSum"`
+	HasVendor bool              `json:"hasVendor"`
 }
 
 var configNames = []string{
@@ -42,7 +44,6 @@ var configNames = []string{
 
 var (
 	goDirective  = lazyRegexp(`^go\s+(\d+\.\d+(?:\.\d+)?)\s*$`)
-	portLiteral  = lazyRegexp(`"(?:[0-9.]*|localhost)?:(\d{2,5})"`)
 	errNoGoMod   = errors.New("no go.mod")
 	skipDirNames = map[string]bool{"vendor": true, "testdata": true, "node_modules": true}
 )
@@ -129,13 +130,6 @@ func (p *Project) findMains() error {
 			pkg = "."
 		}
 		mains[pkg] = true
-		if p.Port == 0 {
-			if m := portLiteral().FindSubmatch(src); m != nil {
-				if n, err := strconv.Atoi(string(m[1])); err == nil && n > 0 && n < 65536 {
-					p.Port = n
-				}
-			}
-		}
 		return nil
 	})
 	if err != nil {
@@ -145,6 +139,14 @@ func (p *Project) findMains() error {
 		p.Mains = append(p.Mains, m)
 	}
 	sort.Strings(p.Mains)
+	p.Listen = map[string]Listen{}
+	for _, m := range p.Mains {
+		ln := DetectListen(p.Dir, filepath.Join(p.Dir, filepath.FromSlash(m)))
+		p.Listen[m] = ln
+		if p.Port == 0 {
+			p.Port = ln.Port()
+		}
+	}
 	return nil
 }
 

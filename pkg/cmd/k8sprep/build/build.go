@@ -146,7 +146,7 @@ func (o *Options) Run(ctx context.Context) error {
 	dfPath := filepath.Join(o.Dir, o.Dockerfile)
 	if !o.NoLint {
 		prog.Start("lint %s", dfPath)
-		rep, err := df.LintFile(dfPath, df.LintOptions{ContextDir: o.Dir})
+		rep, err := df.LintFile(dfPath, df.LintOptions{ContextDir: o.Dir, ContextKnown: true, BuildArgs: o.args})
 		if err != nil {
 			prog.Fail()
 			return err

@@ -108,8 +108,36 @@ func TestCLI(t *testing.T) {
 	if r := run(bin, "", "dockerfile", "lint", "--list-rules"); r.code != 0 || !strings.Contains(r.stdout, "CgoNotDisabled") {
 		t.Fatalf("--list-rules: %+v", r)
 	}
-	if r := run(bin, "", "dockerfile", "lint", "--failure-threshold", "fatal"); r.code == 0 || !strings.Contains(r.stderr, "unknown severity") {
+	// Exit statuses: 1 findings, 2 no such file, 125 usage error.
+	if r := run(bin, "", "dockerfile", "lint", "--failure-threshold", "fatal"); r.code != 125 || !strings.Contains(r.stderr, "unknown severity") {
 		t.Fatalf("bad threshold: %+v", r)
+	}
+	if r := run(bin, "", "dockerfile", "lint", "--no-such-flag"); r.code != 125 {
+		t.Fatalf("unknown flag: %+v", r)
+	}
+	if r := run(bin, "", "dockerfile", "lint", filepath.Join(dir, "nope", "Dockerfile")); r.code != 2 || !strings.Contains(r.stderr, "no such file") {
+		t.Fatalf("missing file: %+v", r)
+	}
+	// A clean file gives "findings": [], not null.
+	r = run(bin, "FROM scratch\nCOPY app /app\nUSER 65532\nENTRYPOINT [\"/app\"]\n", "dockerfile", "lint", "-", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"findings": []`) {
+		t.Fatalf("clean file -o json: %+v", r)
+	}
+	// A program that listens on nothing gets no EXPOSE.
+	batch := t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":  "module example.com/batch\n\ngo 1.26.0\n",
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"done\") }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(batch, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := run(bin, "", "dockerfile", "init", batch); r.code != 0 || !strings.Contains(r.stdout, "no server found") {
+		t.Fatalf("init of a batch program: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(batch, "Dockerfile")); strings.Contains(string(b), "EXPOSE") {
+		t.Fatalf("batch program Dockerfile exposes a port:\n%s", b)
 	}
 
 	r = run(bin, "", "dockerfile", "explain", filepath.Join(dir, "Dockerfile"), "-o", "json")

@@ -36,6 +36,32 @@ func NewCmd(dockerCLI command.Cli) *cobra.Command {
 	return cmd
 }
 
+// Exit statuses of init and lint: 1 is "findings at the threshold" (lint),
+// a usage error is 125 as for the docker CLI's own flag errors, and a file
+// or directory that cannot be read is 2.
+const (
+	ExitFindings = 1
+	ExitNoFile   = 2
+	ExitUsage    = 125
+)
+
+func usageError(err error) error {
+	return cli.StatusError{StatusCode: ExitUsage, Status: err.Error()}
+}
+
+func fileError(err error) error {
+	return cli.StatusError{StatusCode: ExitNoFile, Status: err.Error()}
+}
+
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return usageError(err)
+		}
+		return nil
+	}
+}
+
 func dirCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	return nil, cobra.ShellCompDirectiveFilterDirs
 }
@@ -87,20 +113,22 @@ files (config.toml ...) and the listen port, and writes a multi-stage Dockerfile
 a golang builder pinned to the module's Go version, go mod download in its own
 layer, a static build (CGO_ENABLED=0 -trimpath -ldflags "-s -w"), and a scratch
 final stage with CA certificates, time zone data, the config file, a numeric
-non-root USER, EXPOSE and a JSON-form ENTRYPOINT. Existing files are kept
+non-root USER, EXPOSE and a JSON-form ENTRYPOINT. The port is read from the Go
+sources (listen addresses, -port/-addr flag defaults, PORT fallbacks); a program
+that listens on nothing gets no EXPOSE ("no server found"). Existing files are kept
 unless --force (then a .bak copy is made).`,
 		Example: `  docker k8sprep dockerfile init
   docker k8sprep dockerfile init ./myapp --main ./cmd/server --port 9090
   docker k8sprep dockerfile init --builder-image hacluster.local/golang:1.26 --force
   docker k8sprep dockerfile init --base distroless --stdout`,
-		Args:              cobra.MaximumNArgs(1),
+		Args:              usageArgs(cobra.MaximumNArgs(1)),
 		ValidArgsFunction: dirCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
-				return err
+				return usageError(err)
 			}
 			if err := o.Validate(); err != nil {
-				return err
+				return usageError(err)
 			}
 			return o.Run(cmd.Context())
 		},
@@ -156,7 +184,7 @@ func (o *InitOptions) Validate() error {
 func (o *InitOptions) Run(ctx context.Context) error {
 	p, err := df.Inspect(o.Dir)
 	if err != nil {
-		return err
+		return fileError(err)
 	}
 	bk := o.BuildKit
 	if !o.buildKitSet && o.DetectBuildKit != nil {
@@ -197,8 +225,12 @@ func (o *InitOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.Out, "wrote %s\n", w.Path)
 		}
 	}
-	fmt.Fprintf(o.Out, "%s (Go %s): main %s, builder %s, final stage %s, port %d, buildkit cache mounts %v\n",
-		p.Module, p.GoVersion, g.Main, g.BuilderImage, g.Base, g.Port, g.BuildKit)
+	port := fmt.Sprintf("port %d", g.Port)
+	if !g.Server {
+		port = "no server found (no EXPOSE; --port N adds one)"
+	}
+	fmt.Fprintf(o.Out, "%s (Go %s): main %s, builder %s, final stage %s, %s, buildkit cache mounts %v\n",
+		p.Module, p.GoVersion, g.Main, g.BuilderImage, g.Base, port, g.BuildKit)
 	if len(g.Configs) > 0 {
 		fmt.Fprintf(o.Out, "config files copied next to the binary: %s\n", strings.Join(g.Configs, ", "))
 	}

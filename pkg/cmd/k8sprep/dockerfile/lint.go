@@ -30,10 +30,11 @@ type LintOptions struct {
 	ListRules        bool
 	Output           string
 
-	threshold df.Severity
-	format    output.Format
-	In        io.Reader
-	Out       io.Writer
+	contextKnown bool
+	threshold    df.Severity
+	format       output.Format
+	In           io.Reader
+	Out          io.Writer
 }
 
 func newLintCmd(dockerCLI command.Cli) *cobra.Command {
@@ -46,28 +47,30 @@ and reports BuildKit check names (JSONArgsRecommended, SecretsUsedInArgOrEnv ...
 hadolint rules (DL3006, DL3007 ...) and Go/scratch rules (ScratchRun,
 CgoNotDisabled, MissingCABundle, CopyBeforeModDownload, ExposeMismatch,
 NoDockerignore ...). The file's directory is taken as the build context unless
---context or --no-context.
+--context or --no-context; NoDockerignore needs --context, or that directory
+to be a project root (go.mod, package.json ...), and a large context.
 
 Ignore a rule on one instruction with a comment right above it:
   # k8sprep-ignore=DL3008        (hadolint's "# hadolint ignore=DL3008" works too)
 or for the whole file:
   # k8sprep-ignore-file=DL3059   ("# hadolint global ignore=" and BuildKit's "# check=skip=" too)
 
-Exit status 1 when a finding reaches --failure-threshold.`,
+Exit status 1 when a finding reaches --failure-threshold, 2 when FILE cannot be
+read, 125 for a usage error (an unknown flag or severity).`,
 		Example: `  docker k8sprep dockerfile lint
   docker k8sprep dockerfile lint path/to/Dockerfile --failure-threshold error
   docker k8sprep dockerfile lint -o sarif > lint.sarif
   docker k8sprep dockerfile lint --list-rules`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
-				return err
+				return usageError(err)
 			}
 			return o.Run()
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Context, "context", "", "Build context directory for the context checks (default: the Dockerfile's directory)")
+	f.StringVar(&o.Context, "context", "", "Build context directory for the context checks (default: the Dockerfile's directory, when it is a project root)")
 	f.BoolVar(&o.NoContext, "no-context", false, "Skip the checks that read the build context (.dockerignore, app port)")
 	f.IntVar(&o.Port, "port", 0, "Port the app listens on, for ExposeMismatch (default: found in the context's Go sources)")
 	f.StringSliceVar(&o.Ignore, "ignore", nil, "Rules to skip (IDs or hadolint codes), repeatable or comma-separated")
@@ -100,6 +103,7 @@ func (o *LintOptions) Complete(args []string) error {
 	if o.format, err = output.ParseFormat(o.Output, output.Table, output.JSON, formatSARIF); err != nil {
 		return err
 	}
+	o.contextKnown = o.Context != ""
 	if o.Context == "" && !o.NoContext && o.File != "-" {
 		o.Context = filepath.Dir(o.File)
 	}
@@ -122,13 +126,13 @@ func (o *LintOptions) Run() error {
 		src, err = os.ReadFile(o.File)
 	}
 	if err != nil {
-		return err
+		return fileError(err)
 	}
 	name := o.File
 	if name == "-" {
 		name = "<stdin>"
 	}
-	rep, err := df.Lint(name, src, df.LintOptions{ContextDir: o.Context, Port: o.Port, Ignore: o.Ignore})
+	rep, err := df.Lint(name, src, df.LintOptions{ContextDir: o.Context, ContextKnown: o.contextKnown, Port: o.Port, Ignore: o.Ignore})
 	if err != nil {
 		return err
 	}
@@ -144,7 +148,7 @@ func ThresholdError(rep *df.Report, threshold df.Severity) error {
 		return nil
 	}
 	n := rep.Count(threshold)
-	return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("%s: %d finding(s) at or above %s", rep.File, n, threshold)}
+	return cli.StatusError{StatusCode: ExitFindings, Status: fmt.Sprintf("%s: %d finding(s) at or above %s", rep.File, n, threshold)}
 }
 
 // PrintReport writes the findings as lines for people, JSON or SARIF.

@@ -1,0 +1,5 @@
+package main
+
+import "example.com/svc/internal/httpd"
+
+func main() { httpd.Run() }
