@@ -14,6 +14,7 @@ import (
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/explain"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/preflight"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/proxymode"
 )
 
@@ -44,6 +45,7 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 	root.AddCommand(addons.NewCmd(f))
 	root.AddCommand(explain.NewCmd(f))
 	root.AddCommand(proxymode.NewCmd(f))
+	root.AddCommand(preflight.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }
