@@ -47,6 +47,18 @@ k8s-tools: ## Build (once, cached per K8S_VERSION) etcd, kube-apiserver, control
 images: ## Build (once, cached with docker save) the local Debian, MariaDB and Go builder images
 	hack/images/build.sh
 
+.PHONY: upstream
+upstream: k8s-tools images ## Build (once, cached) what the node bed's upstream in a box serves: release binaries and images
+	hack/upstream/build.sh
+
+.PHONY: nodebed-up
+nodebed-up: images upstream ## Start NODES (default 4) bare Debian hosts over SSH plus the upstream in a box; prints how to reach them
+	go run ./hack/nodebed up -n $(or $(NODES),4)
+
+.PHONY: nodebed-down
+nodebed-down: ## Remove every host nodebed-up started and restore this machine's sysctls
+	go run ./hack/nodebed down
+
 .PHONY: testbed-up
 testbed-up: k8s-tools build ## Start a local HA-shaped cluster (real control plane, simulated kwok nodes)
 	go run ./hack/testbed up
@@ -72,11 +84,11 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	$(STATICCHECK) ./...
 
 .PHONY: test
-test: build k8s-tools images ## Run every test: unit, real kube-apiserver, real Docker engine, krew and docker CLI e2e
+test: build k8s-tools images upstream ## Run every test: unit, real kube-apiserver, real Docker engine, node bed over SSH, krew and docker CLI e2e
 	HACLUSTER_BIN=$(CURDIR)/bin go test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: bench
-bench: build k8s-tools images ## Go benchmarks plus the comparison scripts in hack/bench
+bench: build k8s-tools images upstream ## Go benchmarks plus the comparison scripts in hack/bench
 	go test -run '^$$' -bench . -benchtime 5x -timeout 45m ./...
 	@for s in hack/bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
 

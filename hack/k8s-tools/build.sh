@@ -3,7 +3,13 @@
 # `make testbed-up`:
 #
 #   .cache/k8s/<K8S_VERSION>/bin/{etcd,kube-apiserver,kube-controller-manager,
-#                                 kube-scheduler,kubectl,kubeadm,kwok,kwok-stages.yaml}
+#                                 kube-scheduler,kubectl,kubeadm,kubelet,kube-proxy,
+#                                 kwok,kwok-stages.yaml}
+#
+# Every binary is static (CGO_ENABLED=0, as the upstream release binaries are),
+# so the same files run here and on the node bed's hosts, where the release
+# server of pkg/nodebed serves kubelet, kubeadm and kubectl and its registry
+# the control-plane images.
 #
 # Everything comes from the Go module proxy. Kubernetes cannot be `go install`ed
 # (its go.mod replaces the staging modules with ./staging/...), so the binaries are
@@ -29,7 +35,7 @@ CACHE_ROOT=${K8S_TOOLS_CACHE:-$ROOT/.cache/k8s}
 OUT=$CACHE_ROOT/$K8S_VERSION
 BIN=$OUT/bin
 STAMP=$BIN/.stamp
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubeadm kwok)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubeadm kubelet kube-proxy kwok)
 
 die() { echo "k8s-tools: $*" >&2; exit 1; }
 [[ $K8S_VERSION =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "K8S_VERSION must look like v1.37.2, got \"$K8S_VERSION\""
@@ -39,7 +45,7 @@ die() { echo "k8s-tools: $*" >&2; exit 1; }
 pinned_version() { sed -n 's#^[[:space:]]*k8s.io/kubernetes \(v[0-9.]*\)$#\1#p' "$HERE/go.mod" 2>/dev/null | head -1; }
 
 # RECIPE: bump when a change here changes the binaries (flags, packages), to rebuild caches.
-RECIPE=1
+RECIPE=2
 # The stamp names everything that decides the output: versions, Go, the recipe.
 want_stamp() { echo "k8s=$K8S_VERSION kwok=$KWOK_VERSION go=$(go version | cut -d' ' -f3) recipe=$RECIPE"; }
 
@@ -79,12 +85,15 @@ gen_module() {
 package k8stools
 
 import (
-	_ "go.etcd.io/etcd/server/v3" // the etcd server, at the version Kubernetes pins
+	_ "go.etcd.io/etcd/etcdctl/v3" // etcdctl for the etcd image of hack/upstream
+	_ "go.etcd.io/etcd/server/v3"  // the etcd server, at the version Kubernetes pins
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubeadm"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 EOF
 	(cd "$dir" && go mod tidy)
@@ -159,7 +168,7 @@ build_k8s() { # name package ldflags
 	n=$((n + 1))
 	log "[$n/$total] $1"
 	start_ticker "$1"
-	(cd "$MOD" && go build -trimpath -ldflags "$3" -o "$TMP/$1" "$2")
+	(cd "$MOD" && CGO_ENABLED=0 go build -trimpath -ldflags "$3" -o "$TMP/$1" "$2")
 	stop_ticker
 }
 build_k8s etcd go.etcd.io/etcd/server/v3 "-s -w"
@@ -168,11 +177,13 @@ build_k8s kubectl k8s.io/kubernetes/cmd/kubectl "$KLDFLAGS"
 build_k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$KLDFLAGS"
 build_k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$KLDFLAGS"
 build_k8s kubeadm k8s.io/kubernetes/cmd/kubeadm "$KLDFLAGS"
+build_k8s kubelet k8s.io/kubernetes/cmd/kubelet "$KLDFLAGS"
+build_k8s kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$KLDFLAGS"
 
 n=$((n + 1))
 log "[$n/$total] kwok $KWOK_VERSION"
 start_ticker kwok
-(cd "$TMP" && GOBIN="$TMP" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
+(cd "$TMP" && CGO_ENABLED=0 GOBIN="$TMP" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
 stop_ticker
 
 log "kwok stages (the \"fast\" set: nodes Ready, pods Running)"

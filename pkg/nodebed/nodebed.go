@@ -504,7 +504,8 @@ func hostConfig(hc *container.HostConfig) {
 	hc.CgroupnsMode = container.CgroupnsModePrivate
 	hc.DeviceCgroupRules = []string{"a *:* rwm"}
 	hc.Devices = []container.DeviceMapping{{PathOnHost: "/dev/kmsg", PathInContainer: "/dev/kmsg", CgroupPermissions: "rwm"}}
-	hc.Tmpfs = map[string]string{"/run": "rw,nosuid,nodev,mode=0755", "/tmp": "rw,nosuid,nodev"}
+	// As on a systemd host: exec allowed (Docker's tmpfs default is noexec).
+	hc.Tmpfs = map[string]string{"/run": "rw,exec,nosuid,nodev,mode=0755", "/tmp": "rw,exec,nosuid,nodev,mode=1777"}
 }
 
 // Start starts the host (a no-op when it runs) and waits until systemd has

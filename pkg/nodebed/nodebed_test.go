@@ -232,6 +232,10 @@ func TestABareServer(t *testing.T) {
 	if out != "" {
 		t.Errorf("the host already has what bootstrap must install: %q", out)
 	}
+	// /tmp and /run allow programs, as on a server (Docker's tmpfs default is noexec).
+	if got := sshRun(t, h, nodebed.RootUser, "findmnt -no OPTIONS /tmp; findmnt -no OPTIONS /run"); strings.Contains(got, "noexec") {
+		t.Errorf("noexec tmpfs: %q", got)
+	}
 	// systemd is PID 1 and the boot is clean.
 	if got := sshRun(t, h, nodebed.RootUser, "cat /proc/1/comm; systemctl is-system-running"); got != "systemd\nrunning" {
 		t.Errorf("init: %q", got)

@@ -21,7 +21,6 @@
 package upstream
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,8 +37,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/hacluster/hacluster/pkg/fileutil"
 )
@@ -127,7 +127,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	list, err := readImageList(filepath.Join(dir, "images", "images.txt"))
+	idx, list, err := readLayout(filepath.Join(dir, "images", "oci"))
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w (%v)", ErrNotBuilt, err)
 	}
@@ -168,70 +168,70 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}()
 	t0 := time.Now()
 	for _, im := range list {
-		digest, err := s.push(ctx, filepath.Join(dir, "images", im.file), im.ref)
-		if err != nil {
+		if err := s.push(ctx, idx, im); err != nil {
 			s.Close()
 			return nil, err
 		}
-		s.Images = append(s.Images, Image{Ref: im.ref, Digest: digest})
+		s.Images = append(s.Images, im)
 	}
 	logf("upstream: serving %s (releases under /<site>/..., registry under /v2/), %d images pushed in %s", s.URL, len(s.Images), time.Since(t0).Round(time.Millisecond))
 	return s, nil
 }
 
-type listed struct{ file, ref string }
+// RefAnnotation names an image in the OCI layout (hack/upstream/ocilayout).
+const RefAnnotation = "org.opencontainers.image.ref.name"
 
-// readImageList reads images.txt: "<name> <reference>" per line.
-func readImageList(path string) ([]listed, error) {
-	f, err := os.Open(path)
+// readLayout lists the images of the OCI layout by their ref annotation.
+func readLayout(dir string) (v1.ImageIndex, []Image, error) {
+	p, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
-	var out []listed
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if len(fields) != 2 {
-			return nil, fmt.Errorf("%s: bad line %q", path, sc.Text())
-		}
-		out = append(out, listed{file: fields[0] + ".tar", ref: fields[1]})
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Image
+	for _, d := range m.Manifests {
+		ref := d.Annotations[RefAnnotation]
+		if ref == "" {
+			return nil, nil, fmt.Errorf("%s: image %s has no %s annotation", dir, d.Digest, RefAnnotation)
+		}
+		out = append(out, Image{Ref: ref, Digest: d.Digest.String()})
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s lists no image", path)
+		return nil, nil, fmt.Errorf("%s holds no image", dir)
 	}
-	return out, nil
+	return idx, out, nil
 }
 
-// push uploads a docker-archive tarball as ref's mirror name and returns the
-// manifest digest.
-func (s *Server) push(ctx context.Context, file, ref string) (string, error) {
-	src, err := name.ParseReference(ref)
+// push uploads one image of the layout under its mirror name; blobs the
+// registry already has (on disk from an earlier start) are not sent again.
+func (s *Server) push(ctx context.Context, idx v1.ImageIndex, im Image) error {
+	src, err := name.ParseReference(im.Ref)
 	if err != nil {
-		return "", fmt.Errorf("upstream: image %q: %w", ref, err)
+		return fmt.Errorf("upstream: image %q: %w", im.Ref, err)
 	}
-	img, err := tarball.ImageFromPath(file, nil)
+	h, err := v1.NewHash(im.Digest)
 	if err != nil {
-		return "", fmt.Errorf("upstream: read %s: %w", file, err)
+		return err
+	}
+	img, err := idx.Image(h)
+	if err != nil {
+		return fmt.Errorf("upstream: %s: %w", im.Ref, err)
 	}
 	dst, err := s.MirrorRef(src)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("upstream: push %s: %w", dst, err)
+		return fmt.Errorf("upstream: push %s: %w", dst, err)
 	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	return d.String(), nil
+	return nil
 }
 
 // MirrorRef is where the registry holds ref: <Addr>/<registry>/<repo>:<tag>.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/hacluster/hacluster/pkg/upstream"
 )
@@ -155,26 +154,20 @@ func TestRegistryServesPushedDigests(t *testing.T) {
 	}
 }
 
-// A second start pushes nothing new (the blobs are on disk) and is fast.
+// A second start pushes nothing new (the blobs are on disk, the layers were
+// hashed at build time) and takes well under the time of the first.
 func TestSecondStartIsCheap(t *testing.T) {
-	start(t)
+	first := start(t)
 	t0 := time.Now()
 	s := start(t)
 	d := time.Since(t0)
 	t.Logf("warm start with %d images: %s", len(s.Images), d.Round(time.Millisecond))
-	if d > 30*time.Second {
+	if d > 5*time.Second {
 		t.Errorf("warm start took %s", d)
 	}
-	// The images are what the tarballs hold.
-	dir, _ := upstream.DefaultDir()
-	img, err := tarball.ImageFromPath(filepath.Join(dir, "images", "pause.tar"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, _ := img.Digest()
-	for _, im := range s.Images {
-		if strings.Contains(im.Ref, "/pause:") && im.Digest != d2.String() {
-			t.Errorf("pause pushed as %s, tarball is %s", im.Digest, d2)
+	for i := range s.Images {
+		if s.Images[i] != first.Images[i] {
+			t.Errorf("digests differ between starts: %+v %+v", s.Images[i], first.Images[i])
 		}
 	}
 }
