@@ -30,12 +30,33 @@ kubectl get nodes -o wide
 say "kubectl hacluster inspect components"
 kubectl hacluster inspect components
 
+say "Bare hosts for bootstrap: 3 Debian servers over SSH (they are Docker containers on this machine)"
+make --no-print-directory images >/dev/null
+go run ./hack/nodebed up -n 3
+subnet=$(sed -n 's/.*"subnet": "\([0-9.]*\)\.0\/24".*/\1/p' .nodebed/info.json)
+cat >.nodebed/cluster.yaml <<EOF
+apiVersion: hacluster.io/v1alpha1
+kind: Cluster
+metadata: {name: demo}
+spec:
+  ssh: {user: admin, keyFile: .nodebed/ssh/id_ed25519, knownHostsFile: .nodebed/ssh/known_hosts}
+  hosts:
+    - {name: node-1, address: $subnet.11, roles: [control-plane]}
+    - {name: node-2, address: $subnet.12, roles: [control-plane]}
+    - {name: node-3, address: $subnet.13, roles: [worker]}
+  controlPlaneEndpoint: {vip: $subnet.100}
+EOF
+
+say "kubectl hacluster preflight -f .nodebed/cluster.yaml (read-only, host keys checked)"
+kubectl hacluster preflight -f .nodebed/cluster.yaml
+
 cat <<EOT
 
-The cluster keeps running. Try:
+The cluster and the hosts keep running. Try:
   export KUBECONFIG=$KUBECONFIG PATH=$BINDIR:$KBIN:\$PATH
   kubectl hacluster inspect components -o wide
   kubectl hacluster explain service-types
   kubectl hacluster proxymode
-Stop it with: make testbed-down
+  kubectl hacluster preflight -f .nodebed/cluster.yaml -o json
+Stop them with: make testbed-down nodebed-down
 EOT
