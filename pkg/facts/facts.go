@@ -61,6 +61,11 @@ type Facts struct {
 	// KubeletConf: /etc/kubernetes/kubelet.conf exists (the host is already
 	// a node of some cluster).
 	KubeletConf bool `json:"kubeletConf"`
+	// CanLowerOOMScore: CAP_SYS_RESOURCE is in the bounding set, so
+	// processes (runc for Pod sandboxes) may lower oom_score_adj below 0.
+	// Containers run without it (the node bed's hosts), and containerd then
+	// needs restrict_oom_score_adj.
+	CanLowerOOMScore bool `json:"canLowerOOMScore"`
 }
 
 // Interface is one network interface.
@@ -106,6 +111,7 @@ done
 kv defaultroute "$(ip -4 route show default 2>/dev/null | awk '{for(i=1;i<NF;i++) if($i=="dev"){print $(i+1); exit}}')"
 kv listening "$(ss -Hltn 2>/dev/null | awk '{n=split($4,a,":"); printf "%s,", a[n]}')"
 kv nameservers "$(awk '/^nameserver/{printf "%s,", $2}' /etc/resolv.conf 2>/dev/null)"
+kv capbnd "$(awk '/^CapBnd:/{print $2}' /proc/self/status)"
 [ -e /etc/kubernetes/kubelet.conf ] && kv kubeletconf yes || kv kubeletconf no
 for p in apt-get dnf yum zypper; do if command -v $p >/dev/null 2>&1; then kv pkg $p; break; fi; done
 `)
@@ -222,6 +228,10 @@ func Parse(out string) (*Facts, error) {
 			f.PackageManager = v
 		case k == "kubeletconf":
 			f.KubeletConf = v == "yes"
+		case k == "capbnd":
+			if bnd, err := strconv.ParseUint(v, 16, 64); err == nil {
+				f.CanLowerOOMScore = bnd&(1<<24) != 0 // CAP_SYS_RESOURCE
+			}
 		case strings.HasPrefix(k, "sysctl."):
 			f.Sysctls[strings.TrimPrefix(k, "sysctl.")] = v
 		case strings.HasPrefix(k, "cmd."):

@@ -1,0 +1,243 @@
+// Package bootstrap turns the bare hosts of a cluster file into an HA
+// Kubernetes cluster over SSH, as a list of phases that each look at the
+// hosts' real state before changing anything, so that a re-run converges
+// instead of starting over. The phases, in order (Run below reads the same):
+//
+//	connect        SSH to every host, host keys checked
+//	facts          what each host is (pkg/facts)
+//	preflight      per-host and cross-host checks; stops on an error (pkg/preflight)
+//	download       the release files, once, on this machine, checksums verified (pkg/artifacts)
+//	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
+//	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors
+//	kube-binaries  kubelet, kubeadm, kubectl and the kubelet's systemd unit
+//
+// Built so far: the phases above. Next (the rest of issue 13): load
+// balancer, kubeadm init, control-plane and worker joins, CNI, add-ons,
+// kubeconfig, verify with pkg/inspect.
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hacluster/hacluster/pkg/artifacts"
+	"github.com/hacluster/hacluster/pkg/facts"
+	"github.com/hacluster/hacluster/pkg/fleet"
+	"github.com/hacluster/hacluster/pkg/inventory"
+	"github.com/hacluster/hacluster/pkg/preflight"
+	"github.com/hacluster/hacluster/pkg/remote"
+)
+
+// Options of Run.
+type Options struct {
+	AcceptNewHostKeys     bool
+	IgnorePreflightErrors []string
+	// Artifacts is the download cache (its Mirrors come from the cluster
+	// file's spec.artifacts.mirrors when empty).
+	Artifacts *artifacts.Store
+	// Logf reports progress per phase and host (stderr).
+	Logf func(format string, args ...any)
+}
+
+// PhaseResult is what one phase did on one host ("" for the operator's
+// machine or the whole cluster).
+type PhaseResult struct {
+	Phase    string        `json:"phase"`
+	Host     string        `json:"host,omitempty"`
+	Changed  bool          `json:"changed"`
+	Detail   string        `json:"detail,omitempty"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Result of a run.
+type Result struct {
+	Phases   []PhaseResult       `json:"phases"`
+	Findings []preflight.Finding `json:"findings"`
+	Duration time.Duration       `json:"duration"`
+}
+
+// Changed reports whether any phase changed a host.
+func (r *Result) Changed() bool {
+	for _, p := range r.Phases {
+		if p.Changed {
+			return true
+		}
+	}
+	return false
+}
+
+// run is one bootstrap: the cluster file, the connected hosts and what the
+// phases learnt.
+type run struct {
+	c     *inventory.Cluster
+	o     Options
+	fleet *fleet.Fleet
+	facts map[string]*facts.Facts
+	files map[string]artifacts.Fetched // by artifact name
+	res   Result
+	mu    sync.Mutex
+}
+
+// Run executes the phases in order and stops at the first that fails.
+func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
+	r := &run{c: c, o: o}
+	if r.o.Logf == nil {
+		r.o.Logf = func(string, ...any) {}
+	}
+	t0 := time.Now()
+	defer func() { r.res.Duration = time.Since(t0) }()
+	defer func() {
+		if r.fleet != nil {
+			r.fleet.Close()
+		}
+	}()
+	err := r.sequence(ctx,
+		step{"connect", r.connect},
+		step{"facts", r.gatherFacts},
+		step{"preflight", r.preflight},
+		step{"download", r.download},
+		step{"prepare", r.onEveryHost("prepare", r.prepare)},
+		step{"runtime", r.onEveryHost("runtime", r.runtime)},
+		step{"kube-binaries", r.onEveryHost("kube-binaries", r.kubeBinaries)},
+	)
+	return &r.res, err
+}
+
+type step struct {
+	name string
+	fn   func(context.Context) error
+}
+
+func (r *run) sequence(ctx context.Context, steps ...step) error {
+	for _, s := range steps {
+		t0 := time.Now()
+		r.o.Logf("[%s]", s.name)
+		if err := s.fn(ctx); err != nil {
+			r.o.Logf("[%s] failed after %s", s.name, time.Since(t0).Round(time.Millisecond))
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.o.Logf("[%s] done in %s", s.name, time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func (r *run) record(p PhaseResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Phases = append(r.res.Phases, p)
+}
+
+// hostStep is a phase's work on one host: it returns whether it changed the
+// host and a short note of what it found or did.
+type hostStep func(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (changed bool, detail string, err error)
+
+// onEveryHost runs fn on all hosts in parallel and records each outcome.
+func (r *run) onEveryHost(phase string, fn hostStep) func(context.Context) error {
+	return func(ctx context.Context) error {
+		hosts := r.c.Spec.Hosts
+		errs := make([]error, len(hosts))
+		var wg sync.WaitGroup
+		for i, h := range hosts {
+			wg.Go(func() {
+				t0 := time.Now()
+				changed, detail, err := fn(ctx, h, r.fleet.Conns[h.Name], r.facts[h.Name])
+				p := PhaseResult{Phase: phase, Host: h.Name, Changed: changed, Detail: detail, Duration: time.Since(t0)}
+				state := "unchanged"
+				if changed {
+					state = "changed"
+				}
+				if err != nil {
+					p.Error, state = err.Error(), "FAILED"
+					errs[i] = fmt.Errorf("%s: %w", h.Name, err)
+				}
+				r.record(p)
+				r.o.Logf("  %-12s %-9s %s (%s)", h.Name, state, detail, p.Duration.Round(time.Millisecond))
+			})
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+}
+
+func (r *run) connect(ctx context.Context) error {
+	fl, err := fleet.Connect(ctx, r.c, fleet.Options{AcceptNewHostKeys: r.o.AcceptNewHostKeys, Logf: func(f string, a ...any) { r.o.Logf("  "+f, a...) }})
+	if err != nil {
+		return err
+	}
+	r.fleet = fl
+	return nil
+}
+
+func (r *run) gatherFacts(ctx context.Context) error {
+	fs, err := r.fleet.Facts(ctx)
+	r.facts = fs
+	return err
+}
+
+func (r *run) preflight(ctx context.Context) error {
+	var hosts []preflight.Host
+	for _, h := range r.c.Spec.Hosts {
+		hosts = append(hosts, preflight.Host{Host: h, Facts: r.facts[h.Name]})
+	}
+	r.res.Findings = preflight.Run(ctx, r.c, hosts, r.fleet.Probe)
+	failed := preflight.Failed(r.res.Findings, r.o.IgnorePreflightErrors)
+	for _, f := range r.res.Findings {
+		if f.Severity != preflight.Change {
+			r.o.Logf("  %-7s %s", f.Severity, f)
+		}
+	}
+	if len(failed) > 0 {
+		var lines []string
+		for _, f := range failed {
+			lines = append(lines, f.String())
+		}
+		return fmt.Errorf("%d check(s) failed, nothing was changed:\n  %s", len(failed), strings.Join(lines, "\n  "))
+	}
+	return nil
+}
+
+func (r *run) download(ctx context.Context) error {
+	s := r.o.Artifacts
+	if s == nil {
+		dir, err := artifacts.DefaultDir()
+		if err != nil {
+			return err
+		}
+		s = &artifacts.Store{Dir: dir}
+	}
+	if s.Mirrors == nil {
+		s.Mirrors = r.c.Spec.Artifacts.Mirrors
+	}
+	if s.Logf == nil {
+		s.Logf = func(f string, a ...any) { r.o.Logf("  "+f, a...) }
+	}
+	a := r.c.Spec.Artifacts
+	v := artifacts.Versions{Kubernetes: r.c.Spec.Kubernetes.Version, Containerd: a.Containerd, Runc: a.Runc, CNIPlugins: a.CNIPlugins, Crictl: a.Crictl}
+	arches := map[string]bool{}
+	for _, f := range r.facts {
+		arches[archOf(f)] = true
+	}
+	t0 := time.Now()
+	r.files = map[string]artifacts.Fetched{}
+	total, cached := 0, 0
+	for arch := range arches {
+		got, err := s.FetchAll(ctx, artifacts.List(v, arch))
+		if err != nil {
+			return err
+		}
+		for _, f := range got {
+			r.files[arch+"/"+f.Name] = f
+			total++
+			if f.Cached {
+				cached++
+			}
+		}
+	}
+	r.record(PhaseResult{Phase: "download", Detail: fmt.Sprintf("%d files, %d from the cache", total, cached), Duration: time.Since(t0), Changed: cached < total})
+	return nil
+}
