@@ -10,16 +10,22 @@
 //	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
 //	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors
 //	kube-binaries  kubelet, kubeadm, kubectl and the kubelet's systemd unit
+//	load-balancer  HAProxy + keepalived (the VIP) on the control planes
+//	init           kubeadm init on the first control plane, from a config file
+//	join-control-planes  kubeadm join --control-plane, one at a time
+//	join-workers   kubeadm join, in parallel
+//	kubeconfig     admin.conf (through the endpoint) into the state directory, 0600
 //
-// Built so far: the phases above. Next (the rest of issue 13): load
-// balancer, kubeadm init, control-plane and worker joins, CNI, add-ons,
-// kubeconfig, verify with pkg/inspect.
+// Built so far: the phases above. Next (the rest of issue 13): CNI, add-ons,
+// CoreDNS spread, merge into the user's kubeconfig, verify with pkg/inspect.
 package bootstrap
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +47,11 @@ type Options struct {
 	Artifacts *artifacts.Store
 	// Logf reports progress per phase and host (stderr).
 	Logf func(format string, args ...any)
+	// StateDir keeps what bootstrap generates for the cluster (the VRRP
+	// password, admin.conf), 0700; default ~/.local/state/hacluster/<name>.
+	StateDir string
+	// Until stops after the named phase ("" runs them all).
+	Until string
 }
 
 // PhaseResult is what one phase did on one host ("" for the operator's
@@ -59,6 +70,8 @@ type Result struct {
 	Phases   []PhaseResult       `json:"phases"`
 	Findings []preflight.Finding `json:"findings"`
 	Duration time.Duration       `json:"duration"`
+	// Kubeconfig is the admin kubeconfig written to the state directory.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
 }
 
 // Changed reports whether any phase changed a host.
@@ -81,6 +94,19 @@ type run struct {
 	files map[string]artifacts.Fetched // by artifact name
 	res   Result
 	mu    sync.Mutex
+
+	stopped        bool
+	credsMu        sync.Mutex
+	creds          joinCreds
+	certificateKey string // from init, while its upload is fresh
+}
+
+func (r *run) stateDir() string {
+	if r.o.StateDir != "" {
+		return r.o.StateDir
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "hacluster", r.c.Metadata.Name)
 }
 
 // Run executes the phases in order and stops at the first that fails.
@@ -104,6 +130,11 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"prepare", r.onEveryHost("prepare", r.prepare)},
 		step{"runtime", r.onEveryHost("runtime", r.runtime)},
 		step{"kube-binaries", r.onEveryHost("kube-binaries", r.kubeBinaries)},
+		step{"load-balancer", r.loadBalancer},
+		step{"init", r.initFirst},
+		step{"join-control-planes", r.joinControlPlanes},
+		step{"join-workers", r.joinWorkers},
+		step{"kubeconfig", r.kubeconfig},
 	)
 	return &r.res, err
 }
@@ -115,6 +146,12 @@ type step struct {
 
 func (r *run) sequence(ctx context.Context, steps ...step) error {
 	for _, s := range steps {
+		if r.stopped {
+			return nil
+		}
+		if s.name == r.o.Until {
+			r.stopped = true
+		}
 		t0 := time.Now()
 		r.o.Logf("[%s]", s.name)
 		if err := s.fn(ctx); err != nil {

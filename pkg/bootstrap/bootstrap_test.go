@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,10 +14,11 @@ import (
 	"github.com/hacluster/hacluster/pkg/bootstrap"
 	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/nodebed"
+	"github.com/hacluster/hacluster/pkg/testbed"
 )
 
-// One bare control plane and one bare worker, the upstream in a box for
-// downloads; one artifact cache for the package.
+// Three bare control planes and a bare worker, the upstream in a box for
+// downloads and images; one artifact cache for the package.
 var (
 	bed   *nodebed.Bed
 	cache string
@@ -30,7 +32,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var err error
-	bed, err = nodebed.New(ctx, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "worker-1"}}})
+	bed, err = nodebed.New(ctx, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"}}})
 	if err != nil {
 		if !nodebed.IsUnavailable(err) || os.Getenv("CI") != "" {
 			fmt.Fprintln(os.Stderr, err)
@@ -64,9 +66,14 @@ spec:
   ssh: {user: %s, keyFile: %s, knownHostsFile: %s}
   hosts:
     - {name: cp-1, address: %s, roles: [control-plane]}
+    - {name: cp-2, address: %s, roles: [control-plane]}
+    - {name: cp-3, address: %s, roles: [control-plane]}
     - {name: worker-1, address: %s, roles: [worker]}
   controlPlaneEndpoint: {vip: %s}
-  kubernetes: {version: %s}
+  kubernetes:
+    version: %s
+    # The hosts' resolv.conf is Docker's loopback resolver; the test writes this one.
+    kubelet: {resolvConf: /etc/hacluster-test-resolv.conf}
   artifacts:
     containerd: %s
     runc: %s
@@ -78,7 +85,7 @@ spec:
   registries:
     mirrors:
       registry.k8s.io: [%s]
-`, user, bed.KeyFile, bed.KnownHostsFile, bed.Host("cp-1").Address, bed.Host("worker-1").Address, bed.VIP,
+`, user, bed.KeyFile, bed.KnownHostsFile, bed.Host("cp-1").Address, bed.Host("cp-2").Address, bed.Host("cp-3").Address, bed.Host("worker-1").Address, bed.VIP,
 		v.Kubernetes, v.Containerd, v.Runc, v.CNIPlugins, v.Crictl,
 		u.MirrorURL("dl.k8s.io"), u.MirrorURL("github.com"), u.RegistryMirror("registry.k8s.io"))
 	c, err := inventory.Parse(filepath.Join(t.TempDir(), "cluster.yaml"), []byte(doc))
@@ -88,14 +95,15 @@ spec:
 	return c
 }
 
-func bootstrapRun(t *testing.T, c *inventory.Cluster) *bootstrap.Result {
+func bootstrapRun(t *testing.T, c *inventory.Cluster, until string) *bootstrap.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	res, err := bootstrap.Run(ctx, c, bootstrap.Options{
-		Artifacts:             &artifacts.Store{Dir: cache},
-		IgnorePreflightErrors: nil,
-		Logf:                  t.Logf,
+		Artifacts: &artifacts.Store{Dir: cache},
+		StateDir:  filepath.Join(cache, "state"),
+		Until:     until,
+		Logf:      t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +118,7 @@ func TestPrepareRuntimeAndBinaries(t *testing.T) {
 		t.Skip("no node bed")
 	}
 	c := cluster(t, nodebed.SudoUser)
-	first := bootstrapRun(t, c)
+	first := bootstrapRun(t, c, "kube-binaries")
 	if !first.Changed() {
 		t.Fatal("the first run changed nothing on bare hosts")
 	}
@@ -151,7 +159,7 @@ cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml`)
 	}
 
 	t0 := time.Now()
-	second := bootstrapRun(t, c)
+	second := bootstrapRun(t, c, "kube-binaries")
 	took := time.Since(t0)
 	if second.Changed() {
 		t.Errorf("a re-run changed something: %+v", second.Phases)
@@ -160,4 +168,63 @@ cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml`)
 	for _, p := range first.Phases {
 		t.Logf("  %-14s %-9s changed=%-5v %s (%s)", p.Phase, p.Host, p.Changed, p.Detail, p.Duration.Round(time.Millisecond))
 	}
+}
+
+// The rest: the VIP, kubeadm init, two control-plane joins, a worker join;
+// 3 voting etcd members, kubectl through the VIP from this machine; a re-run
+// changes nothing.
+func TestHAControlPlane(t *testing.T) {
+	if bed == nil {
+		t.Skip("no node bed")
+	}
+	ctx := context.Background()
+	for _, h := range bed.Hosts {
+		if _, err := h.Exec(ctx, "sh", "-c", fmt.Sprintf("echo nameserver %s >/etc/hacluster-test-resolv.conf", bed.UpstreamDNS)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := cluster(t, nodebed.SudoUser)
+	first := bootstrapRun(t, c, "")
+	for _, p := range first.Phases {
+		t.Logf("  %-20s %-9s changed=%-5v %s (%s)", p.Phase, p.Host, p.Changed, p.Detail, p.Duration.Round(time.Millisecond))
+	}
+	if first.Kubeconfig == "" {
+		t.Fatal("no kubeconfig")
+	}
+	kubectl := kubectlBin(t)
+	out, err := exec.Command(kubectl, "--kubeconfig", first.Kubeconfig, "get", "nodes", "-o", "name").CombinedOutput()
+	if err != nil || strings.Count(string(out), "node/") != 4 {
+		t.Fatalf("kubectl get nodes through %s: %v\n%s", c.Endpoint(), err, out)
+	}
+	if b, _ := os.ReadFile(first.Kubeconfig); !strings.Contains(string(b), "server: https://"+c.Endpoint()) {
+		t.Errorf("the kubeconfig does not go through the VIP %s", c.Endpoint())
+	}
+	members, err := bed.Host("cp-1").Exec(ctx, "sh", "-c", "cd /etc/kubernetes/pki/etcd && curl -s --cacert ca.crt --cert healthcheck-client.crt --key healthcheck-client.key -X POST https://127.0.0.1:2379/v3/cluster/member/list -d '{}'")
+	if err != nil || strings.Count(members, `"name"`) != 3 || strings.Contains(members, "isLearner") {
+		t.Errorf("etcd members: %v\n%s", err, members)
+	}
+	// No bootstrap token or certificate key left on the hosts.
+	for _, h := range bed.Hosts {
+		if out, err := h.Exec(ctx, "sh", "-c", "ls /etc/kubernetes/hacluster 2>/dev/null"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("%s: kubeadm config files left: %q %v", h.Name, out, err)
+		}
+	}
+	second := bootstrapRun(t, c, "")
+	if second.Changed() {
+		for _, p := range second.Phases {
+			if p.Changed {
+				t.Errorf("re-run changed %s on %s: %s", p.Phase, p.Host, p.Detail)
+			}
+		}
+	}
+	t.Logf("bare to HA control plane: %s; converged re-run: %s", first.Duration.Round(time.Millisecond), second.Duration.Round(time.Millisecond))
+}
+
+func kubectlBin(t *testing.T) string {
+	t.Helper()
+	dir, err := testbed.BinDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	return filepath.Join(dir, "kubectl")
 }
