@@ -109,6 +109,9 @@ func (r *run) stateDir() string {
 	return filepath.Join(home, ".local", "state", "hacluster", r.c.Metadata.Name)
 }
 
+// Phases are the phase names, in order (Options.Until takes one).
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "join-control-planes", "join-workers", "kubeconfig"}
+
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
 	r := &run{c: c, o: o}

@@ -228,3 +228,21 @@ func kubectlBin(t *testing.T) string {
 	}
 	return filepath.Join(dir, "kubectl")
 }
+
+// Phases lists exactly what Run runs, in order.
+func TestPhaseNames(t *testing.T) {
+	src, err := os.ReadFile("bootstrap.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(string(src), "\n") {
+		if i := strings.Index(l, `step{"`); i >= 0 {
+			rest := l[i+6:]
+			got = append(got, rest[:strings.IndexByte(rest, '"')])
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(bootstrap.Phases, ",") {
+		t.Errorf("Run's steps %v, Phases %v", got, bootstrap.Phases)
+	}
+}

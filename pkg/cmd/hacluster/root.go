@@ -11,6 +11,7 @@ import (
 
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/addons"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/bootstrap"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/explain"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
@@ -46,6 +47,7 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 	root.AddCommand(explain.NewCmd(f))
 	root.AddCommand(proxymode.NewCmd(f))
 	root.AddCommand(preflight.NewCmd(f))
+	root.AddCommand(bootstrap.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }
