@@ -29,30 +29,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	var err error
-	bed, err = nodebed.New(ctx, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"}}})
-	if err != nil {
-		if !nodebed.IsUnavailable(err) || os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "skipping: %v\n", err)
-		bed = nil
-		return m.Run()
-	}
-	cache, _ = os.MkdirTemp("", "hacluster-artifacts-")
-	code := m.Run()
-	if code != 0 {
-		bed.LogJournals(func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
-	}
-	os.RemoveAll(cache)
-	if err := bed.Stop(); err != nil {
+	if cache, err = os.MkdirTemp("", "hacluster-artifacts-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		code = 1
+		return 1
 	}
-	return code
+	defer os.RemoveAll(cache)
+	return nodebed.Main(m, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"}}}, func(b *nodebed.Bed) { bed = b })
 }
 
 func cluster(t *testing.T, user string) *inventory.Cluster {

@@ -635,3 +635,36 @@ func upstreamDNS() netip.Addr {
 }
 
 func (b *Bed) path(name string) string { return filepath.Join(b.dir, name) }
+
+// Main runs a package's tests (from TestMain) with one bed for all of them:
+// it makes the bed, hands it to set (nil when the engine or an artifact is
+// missing outside CI: the tests then skip), logs every host's journal when a
+// test failed, and removes the bed. It returns the exit code for os.Exit.
+func Main(m *testing.M, opts Options, set func(*Bed)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	if opts.Logf == nil {
+		opts.Logf = logf
+	}
+	bed, err := New(ctx, opts)
+	if err != nil {
+		if !IsUnavailable(err) || os.Getenv("CI") != "" {
+			logf("%v", err)
+			return 1
+		}
+		logf("no node bed, the tests that need one skip: %v", err)
+		set(nil)
+		return m.Run()
+	}
+	set(bed)
+	code := m.Run()
+	if code != 0 {
+		bed.LogJournals(logf)
+	}
+	if err := bed.Stop(); err != nil {
+		logf("%v", err)
+		code = 1
+	}
+	return code
+}

@@ -25,36 +25,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = nodebed.New(ctx, nodebed.Options{
+	return nodebed.Main(m, nodebed.Options{
 		Prefix:   "nbt",
 		Upstream: true,
 		Hosts: []nodebed.HostSpec{
 			{Name: "node-1"}, {Name: "node-2"}, {Name: "node-3"},
 			{Name: "dup", Hostname: "node-1", SameMachineIDAs: "node-1", SameProductUUIDAs: "node-1"},
 		},
-		Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
-	})
-	if err != nil {
-		if !nodebed.IsUnavailable(err) || os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "skipping the node bed tests: %v\n", err)
-		bed = nil
-		return m.Run()
-	}
-	code := m.Run()
-	if code != 0 {
-		bed.LogJournals(func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
-	}
-	if err := bed.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	return code
+	}, func(b *nodebed.Bed) { bed = b })
 }
 
 func need(t *testing.T) *nodebed.Bed {

@@ -25,28 +25,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = nodebed.New(ctx, nodebed.Options{Prefix: "pf", Hosts: []nodebed.HostSpec{
+	return nodebed.Main(m, nodebed.Options{Prefix: "pf", Hosts: []nodebed.HostSpec{
 		{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"},
 		{Name: "clone", Hostname: "cp-1", SameMachineIDAs: "cp-1", SameProductUUIDAs: "cp-1"},
-	}})
-	if err != nil {
-		if !nodebed.IsUnavailable(err) || os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "skipping the preflight tests: %v\n", err)
-		bed = nil
-		return m.Run()
-	}
-	code := m.Run()
-	if err := bed.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	return code
+	}}, func(b *nodebed.Bed) { bed = b })
 }
 
 func need(t *testing.T) *nodebed.Bed {

@@ -3,7 +3,6 @@ package remote_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,28 +22,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = nodebed.New(ctx, nodebed.Options{Prefix: "rmt", Count: 3})
-	if err != nil {
-		if !nodebed.IsUnavailable(err) || os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "skipping the SSH tests: %v\n", err)
-		bed = nil
-		return m.Run()
-	}
-	code := m.Run()
-	if code != 0 {
-		bed.LogJournals(func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
-	}
-	if err := bed.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	return code
+	return nodebed.Main(m, nodebed.Options{Prefix: "rmt", Count: 3}, func(b *nodebed.Bed) { bed = b })
 }
 
 func need(t *testing.T) *nodebed.Bed {

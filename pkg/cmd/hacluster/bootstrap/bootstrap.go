@@ -4,7 +4,6 @@ package bootstrap
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,25 +15,18 @@ import (
 
 	"github.com/hacluster/hacluster/pkg/artifacts"
 	core "github.com/hacluster/hacluster/pkg/bootstrap"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/clusterfile"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
-	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/output"
 )
 
 // Options of `kubectl hacluster bootstrap`.
 type Options struct {
 	genericiooptions.IOStreams
-	File              string
-	AcceptNewHostKeys bool
-	Ignore            []string
-	Output            string
-	Example           bool
-	StateDir          string
-	CacheDir          string
-	Until             string
-
-	format  output.Format
-	cluster *inventory.Cluster
+	clusterfile.Flags
+	StateDir string
+	CacheDir string
+	Until    string
 }
 
 // NewCmd builds `kubectl hacluster bootstrap`.
@@ -76,35 +68,16 @@ kubeadm in 0600 files that are removed after use, never on a command line.`,
 			return o.Run(ctx)
 		},
 	}
-	cmd.Flags().StringVarP(&o.File, "filename", "f", "cluster.yaml", "Cluster file (apiVersion hacluster.io/v1alpha1, kind Cluster)")
-	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
-	cmd.Flags().BoolVar(&o.AcceptNewHostKeys, "accept-new-host-keys", false, "Trust host keys known_hosts does not list yet, and record them (a changed key is always refused)")
-	cmd.Flags().StringSliceVar(&o.Ignore, "ignore-preflight-errors", nil, "Preflight checks whose errors are reported as warnings (names as printed, or all)")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Print the result as json or yaml (progress stays on stderr)")
-	cmd.Flags().BoolVar(&o.Example, "example", false, "Print a commented cluster file and exit")
+	o.Flags.Add(cmd)
 	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the VRRP password; default ~/.local/state/hacluster/<name>)")
 	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "Download cache (default ~/.cache/hacluster/artifacts)")
 	cmd.Flags().StringVar(&o.Until, "until", "", "Stop after this phase")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("until", cobra.FixedCompletions(core.Phases, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // Complete reads the cluster file.
-func (o *Options) Complete() error {
-	var err error
-	if o.format, err = output.ParseFormat(o.Output, output.Table, output.JSON, output.YAML); err != nil {
-		return err
-	}
-	if o.Example {
-		return nil
-	}
-	o.cluster, err = inventory.Load(o.File)
-	if os.IsNotExist(err) {
-		return fmt.Errorf("%s does not exist: write one (kubectl hacluster bootstrap --example > %s) or pass -f", o.File, o.File)
-	}
-	return err
-}
+func (o *Options) Complete() error { return o.Flags.Complete("bootstrap") }
 
 // Validate checks the flags.
 func (o *Options) Validate() error {
@@ -122,8 +95,7 @@ func (o *Options) Validate() error {
 // Run bootstraps and prints the result.
 func (o *Options) Run(ctx context.Context) error {
 	if o.Example {
-		_, err := io.WriteString(o.Out, inventory.Example())
-		return err
+		return clusterfile.PrintExample(o.Out)
 	}
 	cache := o.CacheDir
 	if cache == "" {
@@ -132,7 +104,7 @@ func (o *Options) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	res, err := core.Run(ctx, o.cluster, core.Options{
+	res, err := core.Run(ctx, o.Cluster, core.Options{
 		AcceptNewHostKeys:     o.AcceptNewHostKeys,
 		IgnorePreflightErrors: o.Ignore,
 		Artifacts:             &artifacts.Store{Dir: cache},
@@ -140,8 +112,8 @@ func (o *Options) Run(ctx context.Context) error {
 		Until:                 o.Until,
 		Logf:                  func(f string, a ...any) { fmt.Fprintf(o.ErrOut, time.Now().Format("15:04:05 ")+f+"\n", a...) },
 	})
-	if res != nil && o.format.Structured() {
-		if perr := output.Print(o.Out, o.format, res); perr != nil && err == nil {
+	if res != nil && o.Format.Structured() {
+		if perr := output.Print(o.Out, o.Format, res); perr != nil && err == nil {
 			err = perr
 		}
 	} else if res != nil {
@@ -179,6 +151,6 @@ func (o *Options) summary(res *core.Result) {
 	}
 	fmt.Fprintf(o.Out, "\nBootstrap %s in %s.\n", verb, res.Duration.Round(time.Millisecond))
 	if res.Kubeconfig != "" {
-		fmt.Fprintf(o.Out, "Admin kubeconfig (through %s): export KUBECONFIG=%s\n", o.cluster.Endpoint(), res.Kubeconfig)
+		fmt.Fprintf(o.Out, "Admin kubeconfig (through %s): export KUBECONFIG=%s\n", o.Cluster.Endpoint(), res.Kubeconfig)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -26,27 +25,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = nodebed.New(ctx, nodebed.Options{Prefix: "bsc", Hosts: []nodebed.HostSpec{
+	return nodebed.Main(m, nodebed.Options{Prefix: "bsc", Hosts: []nodebed.HostSpec{
 		{Name: "cp-1"}, {Name: "clone", Hostname: "cp-1", SameMachineIDAs: "cp-1", SameProductUUIDAs: "cp-1"},
-	}})
-	if err != nil {
-		if !nodebed.IsUnavailable(err) || os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "skipping: %v\n", err)
-		bed = nil
-		return m.Run()
-	}
-	code := m.Run()
-	if err := bed.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	return code
+	}}, func(b *nodebed.Bed) { bed = b })
 }
 
 func runCmd(args ...string) (string, string, error) {

@@ -5,7 +5,6 @@ package preflight
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/clusterfile"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/fleet"
-	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/output"
 	core "github.com/hacluster/hacluster/pkg/preflight"
 )
@@ -24,14 +23,7 @@ import (
 // Options of `kubectl hacluster preflight`.
 type Options struct {
 	genericiooptions.IOStreams
-	File              string
-	AcceptNewHostKeys bool
-	Ignore            []string
-	Output            string
-	Example           bool
-
-	format  output.Format
-	cluster *inventory.Cluster
+	clusterfile.Flags
 }
 
 // Report is what -o json|yaml prints.
@@ -89,41 +81,15 @@ reported), 1 when one did or the command could not run.`,
 			return o.Run(ctx)
 		},
 	}
-	cmd.Flags().StringVarP(&o.File, "filename", "f", "cluster.yaml", "Cluster file (apiVersion hacluster.io/v1alpha1, kind Cluster)")
-	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
-	cmd.Flags().BoolVar(&o.AcceptNewHostKeys, "accept-new-host-keys", false, "Trust host keys known_hosts does not list yet, and record them (a changed key is always refused)")
-	cmd.Flags().StringSliceVar(&o.Ignore, "ignore-preflight-errors", nil, "Checks whose errors are reported as warnings (names as printed, or all)")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: a table for people)")
-	cmd.Flags().BoolVar(&o.Example, "example", false, "Print a commented cluster file and exit")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	o.Flags.Add(cmd)
 	return cmd
 }
 
 // Complete reads the cluster file.
-func (o *Options) Complete() error {
-	var err error
-	if o.format, err = output.ParseFormat(o.Output, output.Table, output.JSON, output.YAML); err != nil {
-		return err
-	}
-	if o.Example {
-		return nil
-	}
-	o.cluster, err = inventory.Load(o.File)
-	if os.IsNotExist(err) {
-		return fmt.Errorf("%s does not exist: write one (kubectl hacluster preflight --example > %s) or pass -f", o.File, o.File)
-	}
-	return err
-}
+func (o *Options) Complete() error { return o.Flags.Complete("preflight") }
 
-// Validate checks the flags.
-func (o *Options) Validate() error {
-	for _, i := range o.Ignore {
-		if strings.TrimSpace(i) == "" {
-			return fmt.Errorf("--ignore-preflight-errors: empty check name")
-		}
-	}
-	return nil
-}
+// Validate checks the flags (Complete did).
+func (o *Options) Validate() error { return nil }
 
 // ErrFailed is returned when a check failed (the report says which).
 var ErrFailed = fmt.Errorf("preflight failed")
@@ -131,12 +97,11 @@ var ErrFailed = fmt.Errorf("preflight failed")
 // Run connects, gathers the facts, checks and prints.
 func (o *Options) Run(ctx context.Context) error {
 	if o.Example {
-		_, err := io.WriteString(o.Out, inventory.Example())
-		return err
+		return clusterfile.PrintExample(o.Out)
 	}
 	t0 := time.Now()
 	logf := func(format string, args ...any) { fmt.Fprintf(o.ErrOut, format+"\n", args...) }
-	fl, err := fleet.Connect(ctx, o.cluster, fleet.Options{AcceptNewHostKeys: o.AcceptNewHostKeys, Logf: logf})
+	fl, err := fleet.Connect(ctx, o.Cluster, fleet.Options{AcceptNewHostKeys: o.AcceptNewHostKeys, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -146,22 +111,22 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	var hosts []core.Host
-	rep := Report{Cluster: o.cluster.Metadata.Name, Ignored: o.Ignore}
-	for _, h := range o.cluster.Spec.Hosts {
+	rep := Report{Cluster: o.Cluster.Metadata.Name, Ignored: o.Ignore}
+	for _, h := range o.Cluster.Spec.Hosts {
 		f := fs[h.Name]
 		hosts = append(hosts, core.Host{Host: h, Facts: f})
 		rep.Hosts = append(rep.Hosts, HostSummary{Name: h.Name, Address: h.Address, Roles: strings.Join(h.Roles, ","),
 			OS: f.OSPretty, Kernel: f.Kernel, CPUs: f.CPUs, MemMiB: f.MemoryMiB})
 	}
-	findings := core.Run(ctx, o.cluster, hosts, fl.Probe)
+	findings := core.Run(ctx, o.Cluster, hosts, fl.Probe)
 	failed := core.Failed(findings, o.Ignore)
 	rep.Findings, rep.Errors, rep.Passed = findings, len(failed), len(failed) == 0
 	if rep.Findings == nil {
 		rep.Findings = []core.Finding{}
 	}
 	rep.Took = time.Since(t0).Round(time.Millisecond).String()
-	if o.format.Structured() {
-		if err := output.Print(o.Out, o.format, rep); err != nil {
+	if o.Format.Structured() {
+		if err := output.Print(o.Out, o.Format, rep); err != nil {
 			return err
 		}
 	} else if err := o.printTable(rep); err != nil {
