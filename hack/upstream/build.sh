@@ -8,6 +8,7 @@
 #     github.com/opencontainers/runc/releases/download/<r>/{runc.amd64,runc.sha256sum}
 #     github.com/containernetworking/plugins/releases/download/<p>/cni-plugins-linux-amd64-<p>.tgz{,.sha256}
 #     github.com/kubernetes-sigs/cri-tools/releases/download/<t>/crictl-<t>-linux-amd64.tar.gz{,.sha256}
+#     github.com/flannel-io/flannel/releases/download/<f>/kube-flannel.yml
 #   .cache/upstream/versions.json  the versions above, for the tests
 #   .cache/upstream/images/oci an OCI image layout of the images kubeadm asks
 #                              for (`kubeadm config images list`), each named
@@ -39,6 +40,13 @@ CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.3
 CNI_PLUGINS_VERSION=v1.10.0
 CRICTL_VERSION=v1.37.0
+FLANNEL_VERSION=v0.28.10
+# flannel's CNI plugin moved to github.com/flannel-io/cni-plugin, which the
+# module proxy does not serve; the same plugin before the move is
+# containernetworking/plugins' meta/flannel (same protocol: it reads
+# /run/flannel/subnet.env and delegates to bridge + host-local).
+FLANNEL_CNI_MODULE_VERSION=v0.9.1
+FLANNEL_CNI_TAG=v1.9.1-flannel3
 OUT=${UPSTREAM_CACHE:-$ROOT/.cache/upstream}
 FILES=$OUT/files
 IMAGES=$OUT/images
@@ -160,6 +168,25 @@ k8s_module() {
 	fi
 }
 
+# --- flannel: flanneld, its CNI plugin, and the release manifest --------------
+# flanneld is built from the module with two backends left out: tencentvpc
+# (its SDK is not on the module proxy) and udp (cgo; deprecated upstream).
+flannel_files() {
+	local src=$WORK/flannel-src d=$FILES/github.com/flannel-io/flannel/releases/download/$FLANNEL_VERSION
+	local mod
+	mod=$(go mod download -json "github.com/flannel-io/flannel@$FLANNEL_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+	[ -d "$mod" ] || die "cannot download github.com/flannel-io/flannel@$FLANNEL_VERSION"
+	cp -r "$mod" "$src" && chmod -R u+w "$src"
+	sed -i '/pkg\/backend\/tencentvpc"/d; /pkg\/backend\/udp"/d' "$src/main.go"
+	mkdir -p "$OUT/flannel" "$d"
+	(cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
+		-ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" -o "$OUT/flannel/flanneld" .)
+	gobuild "$OUT/flannel" "github.com/containernetworking/plugins/plugins/meta/flannel@$FLANNEL_CNI_MODULE_VERSION" -ldflags "-s -w"
+	# The manifest as the release publishes it (kube-flannel.yml of the tag).
+	cp "$mod/Documentation/kube-flannel.yml" "$d/kube-flannel.yml"
+	chmod 0644 "$d/kube-flannel.yml"
+}
+
 # --- images -------------------------------------------------------------------
 # image NAME REF CONTEXT: docker build CONTEXT, save it as images/NAME.tar
 # under the engine tag hacluster.local/upstream/NAME, remember REF.
@@ -238,6 +265,25 @@ images() {
 		esac
 		log "  $ref"
 	done
+	# flannel's two images, named as kube-flannel.yml names them.
+	local ctx=$WORK/img-flannel
+	mkdir -p "$ctx"
+	cp "$OUT/flannel/flanneld" "$ctx/"
+	cat >"$ctx/Dockerfile" <<-'EOF'
+		ARG BASE
+		FROM ${BASE}
+		RUN apt-get update && apt-get install -y --no-install-recommends iptables ipset kmod \
+		 && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+		COPY flanneld /opt/bin/flanneld
+	EOF
+	save_image flannel "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" "$ctx"
+	log "  ghcr.io/flannel-io/flannel:$FLANNEL_VERSION"
+	ctx=$WORK/img-flannel-cni
+	mkdir -p "$ctx"
+	cp "$OUT/flannel/flannel" "$ctx/"
+	printf 'ARG BASE\nFROM ${BASE}\nCOPY flannel /flannel\n' >"$ctx/Dockerfile"
+	save_image flannel-cni-plugin "ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_TAG" "$ctx"
+	log "  ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_TAG"
 	mv -f "$WORK/images.txt" "$IMAGES/images.txt"
 	# One OCI layout, layers compressed and hashed once (the registry of
 	# pkg/upstream then starts in a fraction of a second).
@@ -251,8 +297,9 @@ step runc "runc=$RUNC_VERSION" runc_files
 step cni "cni=$CNI_PLUGINS_VERSION" cni_files
 step crictl "crictl=$CRICTL_VERSION" crictl_files
 step k8s "k8s=$K8S_VERSION $(cat "$K8S_BIN/.stamp" 2>/dev/null)" k8s_files
-step images "k8s=$K8S_VERSION $(cat "$K8S_BIN/.stamp" 2>/dev/null) base=$(docker image inspect -f '{{.Id}}' "$DEBIAN_REF" 2>/dev/null) pause=$(cat "$HERE"/pause/* | sha256sum | cut -c1-16)" images
-printf '{"kubernetes": "%s", "containerd": "%s", "runc": "%s", "cniPlugins": "%s", "crictl": "%s"}\n' \
-	"$K8S_VERSION" "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$CRICTL_VERSION" >"$OUT/versions.json.tmp"
+step flannel "flannel=$FLANNEL_VERSION cni=$FLANNEL_CNI_MODULE_VERSION" flannel_files
+step images "k8s=$K8S_VERSION flannel=$FLANNEL_VERSION/$FLANNEL_CNI_TAG $(cat "$K8S_BIN/.stamp" 2>/dev/null) base=$(docker image inspect -f '{{.Id}}' "$DEBIAN_REF" 2>/dev/null) pause=$(cat "$HERE"/pause/* | sha256sum | cut -c1-16)" images
+printf '{"kubernetes": "%s", "containerd": "%s", "runc": "%s", "cniPlugins": "%s", "crictl": "%s", "flannel": "%s"}\n' \
+	"$K8S_VERSION" "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$CRICTL_VERSION" "$FLANNEL_VERSION" >"$OUT/versions.json.tmp"
 mv -f "$OUT/versions.json.tmp" "$OUT/versions.json"
 log "done in $((SECONDS - T0))s: $(du -sh "$FILES" | cut -f1) of files, $(du -sh "$IMAGES" | cut -f1) of images"

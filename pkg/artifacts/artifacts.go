@@ -42,8 +42,11 @@ type Artifact struct {
 	Name string `json:"name"`
 	// URL and SumURL are the upstream addresses of the file and its checksums.
 	URL       string    `json:"url"`
-	SumURL    string    `json:"sumURL"`
+	SumURL    string    `json:"sumURL,omitempty"`
 	SumFormat SumFormat `json:"-"`
+	// Pinned is the sha256 this project pins, for files whose upstream
+	// publishes no checksum (a release's manifest); SumURL is then empty.
+	Pinned string `json:"pinned,omitempty"`
 	// Archive: a .tar.gz / .tgz to unpack (else a single executable).
 	Archive bool `json:"archive"`
 }
@@ -54,6 +57,29 @@ func (a Artifact) FileName() string { return path.Base(a.URL) }
 // Versions of the runtime pieces (Kubernetes' own are one version).
 type Versions struct {
 	Kubernetes, Containerd, Runc, CNIPlugins, Crictl string
+}
+
+// FlannelManifests pins kube-flannel.yml of the flannel releases bootstrap
+// knows: flannel publishes no checksum for it.
+var FlannelManifests = map[string]string{
+	"v0.28.10": "944a3c1f925f117727a1b7272a323c80965da642498397ec7e6ea9bef0f9e6c5",
+}
+
+// Flannel is the manifest of a flannel release.
+func Flannel(version string) (Artifact, error) {
+	sum, ok := FlannelManifests[version]
+	if !ok {
+		return Artifact{}, fmt.Errorf("flannel %s: no pinned checksum (known: %s)", version, strings.Join(mapKeys(FlannelManifests), ", "))
+	}
+	return Artifact{Name: "kube-flannel.yml", URL: "https://github.com/flannel-io/flannel/releases/download/" + version + "/kube-flannel.yml", Pinned: sum}, nil
+}
+
+func mapKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // List is every artifact bootstrap installs, for linux on arch (amd64, arm64).
@@ -190,8 +216,11 @@ func (s *Store) Fetch(ctx context.Context, a Artifact) (Fetched, error) {
 	return Fetched{Artifact: a, Path: s.blob(want), SHA256: want, Size: size}, s.remember(a.URL, want)
 }
 
-// checksum reads the published digest of a.
+// checksum reads the published digest of a (or returns the pinned one).
 func (s *Store) checksum(ctx context.Context, a Artifact) (string, error) {
+	if a.Pinned != "" {
+		return a.Pinned, nil
+	}
 	u := s.Resolve(a.SumURL)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -168,6 +168,8 @@ type Artifacts struct {
 	Runc       string `yaml:"runc,omitempty" json:"runc"`
 	CNIPlugins string `yaml:"cniPlugins,omitempty" json:"cniPlugins"`
 	Crictl     string `yaml:"crictl,omitempty" json:"crictl"`
+	// Flannel is the flannel release of spec.network.cni: flannel.
+	Flannel string `yaml:"flannel,omitempty" json:"flannel"`
 }
 
 // Registries configures containerd's registry hosts.
@@ -183,6 +185,7 @@ const (
 	DefaultRunc       = "v1.5.3"
 	DefaultCNIPlugins = "v1.10.0"
 	DefaultCrictl     = "v1.37.0"
+	DefaultFlannel    = "v0.28.10"
 )
 
 // Load reads, defaults and validates the file at path.
@@ -242,6 +245,7 @@ func (c *Cluster) SetDefaults() {
 	def(&s.Artifacts.Runc, DefaultRunc)
 	def(&s.Artifacts.CNIPlugins, DefaultCNIPlugins)
 	def(&s.Artifacts.Crictl, DefaultCrictl)
+	def(&s.Artifacts.Flannel, DefaultFlannel)
 	def(&s.SSH.User, DefaultSSHUser)
 	if s.SSH.Port == 0 {
 		s.SSH.Port = DefaultSSHPort

@@ -326,7 +326,7 @@ func (c *Cluster) validateSources() error {
 			return fe(f, "%v", err)
 		}
 	}
-	for name, v := range map[string]string{"containerd": a.Containerd, "runc": a.Runc, "cniPlugins": a.CNIPlugins, "crictl": a.Crictl} {
+	for name, v := range map[string]string{"containerd": a.Containerd, "runc": a.Runc, "cniPlugins": a.CNIPlugins, "crictl": a.Crictl, "flannel": a.Flannel} {
 		if !semver().MatchString(v) {
 			return fe("spec.artifacts."+name, "%q: want a release like v1.2.3", v)
 		}
