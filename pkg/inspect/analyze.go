@@ -459,20 +459,38 @@ func (a *analyzer) etcd() {
 		a.add(Error, "etcd.members", "", "no etcd Pods on the control-plane nodes and no external etcd in kubeadm-config")
 		return
 	}
-	r.Etcd.Quorum = n/2 + 1
-	r.Etcd.ToleratesFailures = (n - 1) / 2
+	up := r.Etcd.ReadyMembers
+	r.Etcd.Quorum, r.Etcd.ToleratesFailures = EtcdQuorum(n, up)
+	_, r.Etcd.ToleratesFailuresAllUp = EtcdQuorum(n, n)
 	switch {
 	case n < 3:
 		a.add(Error, "etcd.members", "", "etcd has %d member(s): quorum is %d, it tolerates no failure; HA needs 3 or 5", n, r.Etcd.Quorum)
 	case n%2 == 0:
-		a.add(Warning, "etcd.members", "", "etcd has an even number of members (%d): quorum %d, tolerates %d failure(s), no more than %d members would; use an odd count",
-			n, r.Etcd.Quorum, r.Etcd.ToleratesFailures, n-1)
+		a.add(Warning, "etcd.members", "", "etcd has an even number of members (%d): quorum %d, tolerates %d failure(s) with all members up, no more than %d members would; use an odd count",
+			n, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp, n-1)
 	default:
-		a.add(OK, "etcd.members", "", "etcd has %d members: quorum %d, tolerates %d failure(s)", n, r.Etcd.Quorum, r.Etcd.ToleratesFailures)
+		a.add(OK, "etcd.members", "", "etcd has %d members: quorum %d, tolerates %d failure(s) with all members up", n, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp)
 	}
-	if r.Etcd.ReadyMembers < r.Etcd.Quorum {
-		a.add(Error, "etcd.quorum", "", "only %d of %d etcd members are Ready: quorum (%d) is lost", r.Etcd.ReadyMembers, n, r.Etcd.Quorum)
+	switch {
+	case up < r.Etcd.Quorum:
+		a.add(Error, "etcd.quorum", "", "only %d of %d etcd members are Ready: quorum (%d) is lost", up, n, r.Etcd.Quorum)
+	case up < n:
+		a.add(Warning, "etcd.quorum", "", "%d of %d etcd members are not Ready: quorum %d still holds, but etcd tolerates only %d more failure(s) (%d with all members up)",
+			n-up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures, r.Etcd.ToleratesFailuresAllUp)
+	default:
+		a.add(OK, "etcd.quorum", "", "%d of %d etcd members Ready: quorum %d, tolerates %d more failure(s)", up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures)
 	}
+}
+
+// EtcdQuorum returns the quorum of an etcd cluster of members and how many
+// more members may fail, counted from the up members that are left: 0 when
+// quorum is already at its limit or lost.
+func EtcdQuorum(members, up int) (quorum, tolerates int) {
+	if members <= 0 {
+		return 0, 0
+	}
+	quorum = members/2 + 1
+	return quorum, max(0, min(up, members)-quorum)
 }
 
 func (a *analyzer) endpoint() {

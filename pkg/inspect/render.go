@@ -161,8 +161,16 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	case e.Members == 0:
 		p("members: not visible\n")
 	default:
-		p("members: %d (%d ready) on %s; quorum %d, tolerates %d failure(s)\n", e.Members, e.ReadyMembers,
-			strings.Join(e.MemberNodes, ", "), e.Quorum, e.ToleratesFailures)
+		more := ""
+		if e.ReadyMembers < e.Members {
+			more = " more"
+		}
+		p("members: %d (%d ready) on %s; quorum %d, tolerates %d%s failure(s)", e.Members, e.ReadyMembers,
+			strings.Join(e.MemberNodes, ", "), e.Quorum, e.ToleratesFailures, more)
+		if e.ToleratesFailuresAllUp != e.ToleratesFailures {
+			p(" (%d with all members up)", e.ToleratesFailuresAllUp)
+		}
+		p("\n")
 	}
 
 	section("HA ENDPOINT")

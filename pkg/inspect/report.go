@@ -129,14 +129,17 @@ type Certificate struct {
 
 // EtcdInfo describes the etcd cluster as far as the API shows it: stacked
 // members are the etcd static pods on the control-plane nodes.
+// ToleratesFailures counts from the members that are up (1 of 3 down: 0);
+// ToleratesFailuresAllUp is what the member count allows when all are up.
 type EtcdInfo struct {
-	External          bool     `json:"external"`
-	ExternalEndpoints []string `json:"externalEndpoints,omitempty"`
-	Members           int      `json:"members"`
-	ReadyMembers      int      `json:"readyMembers"`
-	Quorum            int      `json:"quorum"`
-	ToleratesFailures int      `json:"toleratesFailures"`
-	MemberNodes       []string `json:"memberNodes"`
+	External               bool     `json:"external"`
+	ExternalEndpoints      []string `json:"externalEndpoints,omitempty"`
+	Members                int      `json:"members"`
+	ReadyMembers           int      `json:"readyMembers"`
+	Quorum                 int      `json:"quorum"`
+	ToleratesFailures      int      `json:"toleratesFailures"`
+	ToleratesFailuresAllUp int      `json:"toleratesFailuresAllUp"`
+	MemberNodes            []string `json:"memberNodes"`
 }
 
 // EndpointInfo is the HA endpoint (kubeadm's controlPlaneEndpoint).

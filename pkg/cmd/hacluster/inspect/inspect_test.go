@@ -63,6 +63,7 @@ func TestInspectTestbed(t *testing.T) {
 		subject   string
 		warnExit  int // exit code with --fail-on warning
 		errorExit int // exit code with --fail-on error
+		more      func(t *testing.T, r *core.Report, table string)
 	}{
 		{name: "healthy", verdict: core.Healthy},
 		{name: "apiserver missing on cp-2", shape: testbed.Shape{Missing: map[string][]string{"cp-2": {"kube-apiserver"}}},
@@ -79,6 +80,16 @@ func TestInspectTestbed(t *testing.T) {
 			check: "node.not-ready", sev: core.Warning, subject: "worker-2", warnExit: ExitDegraded},
 		{name: "kubelet 4 minors older", shape: testbed.Shape{KubeletVersions: map[string]string{"worker-1": "v1.33.5"}},
 			verdict: core.Failing, check: "node.skew", sev: core.Error, subject: "worker-1", warnExit: ExitFailing, errorExit: ExitFailing},
+		{name: "cp-3 NotReady: 1 of 3 etcd members down", shape: testbed.Shape{NotReady: []string{"cp-3"}}, verdict: core.Degraded,
+			check: "etcd.quorum", sev: core.Warning, warnExit: ExitDegraded,
+			more: func(t *testing.T, r *core.Report, table string) {
+				if r.Etcd.Members != 3 || r.Etcd.ReadyMembers != 2 || r.Etcd.ToleratesFailures != 0 || r.Etcd.ToleratesFailuresAllUp != 1 {
+					t.Errorf("etcd %+v: want 3 members, 2 ready, tolerates 0 more (1 with all up)", r.Etcd)
+				}
+				if !strings.Contains(table, "quorum 2, tolerates 0 more failure(s) (1 with all members up)") {
+					t.Errorf("table:\n%s", table)
+				}
+			}},
 		{name: "kubelet newer", shape: testbed.Shape{KubeletVersions: map[string]string{"worker-1": "v1.99.0"}},
 			verdict: core.Failing, check: "node.skew", sev: core.Error, subject: "worker-1", warnExit: ExitFailing, errorExit: ExitFailing},
 	}
@@ -113,6 +124,10 @@ func TestInspectTestbed(t *testing.T) {
 			}
 			if _, code := run(t, bed.Kubeconfig, "components", "-o", "json"); code != 0 {
 				t.Errorf("without --fail-on: exit %d, want 0", code)
+			}
+			if tc.more != nil {
+				table, _ := run(t, bed.Kubeconfig)
+				tc.more(t, r, table)
 			}
 			// What the healthy shape must show in detail.
 			if tc.name != "healthy" {
