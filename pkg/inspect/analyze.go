@@ -117,7 +117,7 @@ func Analyze(s *Snapshot, opts AnalyzeOptions) *Report {
 	}
 	a.readErr(srcVersion)
 	for _, src := range []string{srcNodes, srcPods, srcLeases, srcKubeadm, srcKubeProxy, srcClusterInfo, srcSlices,
-		srcDaemonSets, srcDeployments, srcServices, srcAPIService, srcReadyz, srcLivez} {
+		srcDaemonSets, srcDeployments, srcDeploymentPods, srcServices, srcAPIService, srcReadyz, srcLivez} {
 		a.readErr(src)
 	}
 	a.controlPlane()
@@ -127,6 +127,7 @@ func Analyze(s *Snapshot, opts AnalyzeOptions) *Report {
 	a.endpoint()
 	a.nodes()
 	a.network()
+	a.spread()
 	if opts.Node != "" {
 		a.onlyNode(opts.Node)
 	}
@@ -737,6 +738,96 @@ func (a *analyzer) network() {
 			}
 		}
 	}
+}
+
+// CriticalDeployment names what a kube-system Deployment does for the
+// cluster's availability ("CoreDNS", "metrics-server", "Calico controller",
+// ...), or "" for other Deployments.
+func CriticalDeployment(d *appsv1.Deployment) string {
+	img := ""
+	if len(d.Spec.Template.Spec.Containers) > 0 {
+		img = d.Spec.Template.Spec.Containers[0].Image
+	}
+	switch {
+	case d.Name == "coredns" || d.Labels["k8s-app"] == "kube-dns":
+		return "CoreDNS"
+	case d.Name == "metrics-server" || d.Labels["k8s-app"] == "metrics-server":
+		return "metrics-server"
+	}
+	if c := cniFromDaemonSet(d.Name, img); c != "" {
+		return c + " controller"
+	}
+	return ""
+}
+
+// spread flags critical Deployments whose ready replicas all run on one
+// node: losing that node takes the add-on down although it has replicas.
+// kubeadm creates CoreDNS while the first control plane is the only node,
+// and its anti-affinity is only preferred, so both replicas stay there.
+func (a *analyzer) spread() {
+	s, r := a.s, a.r
+	nw := &r.Network
+	nw.CriticalDeployments = []DeploymentSpread{}
+	if _, failed := s.Errs[srcDeploymentPods]; failed {
+		return
+	}
+	schedulable := 0
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if !n.Spec.Unschedulable && nodeIsReady(n) {
+			schedulable++
+		}
+	}
+	for i := range s.Deployments {
+		d := &s.Deployments[i]
+		pods, ok := s.DeploymentPods[d.Name]
+		role := CriticalDeployment(d)
+		if !ok || role == "" {
+			continue
+		}
+		sp := DeploymentSpread{Namespace: d.Namespace, Name: d.Name, Role: role, Ready: d.Status.ReadyReplicas, Desired: 1, Nodes: []string{}}
+		if d.Spec.Replicas != nil {
+			sp.Desired = *d.Spec.Replicas
+		}
+		seen := map[string]bool{}
+		ready := 0
+		for j := range pods {
+			p := &pods[j]
+			if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || !podReady(p) {
+				continue
+			}
+			ready++
+			if !seen[p.Spec.NodeName] {
+				seen[p.Spec.NodeName] = true
+				sp.Nodes = append(sp.Nodes, p.Spec.NodeName)
+			}
+		}
+		sort.Strings(sp.Nodes)
+		nw.CriticalDeployments = append(nw.CriticalDeployments, sp)
+		subject := d.Namespace + "/" + d.Name
+		fix := fmt.Sprintf("kubectl -n %s rollout restart deploy/%s", d.Namespace, d.Name)
+		switch {
+		case ready < 2:
+		case len(sp.Nodes) == 1 && schedulable < 2:
+			a.add(Warning, "addon.single-node", subject, "all %d ready replicas of %s (%s) run on node %s: losing that node stops %s; once other nodes are Ready, spread them with `%s`",
+				ready, role, subject, sp.Nodes[0], role, fix)
+		case len(sp.Nodes) == 1:
+			a.add(Warning, "addon.single-node", subject, "all %d ready replicas of %s (%s) run on node %s: losing that node stops %s; spread them over the other nodes with `%s`",
+				ready, role, subject, sp.Nodes[0], role, fix)
+		default:
+			a.add(OK, "addon.single-node", subject, "the %d ready replicas of %s (%s) run on %d nodes (%s)", ready, role, subject, len(sp.Nodes), strings.Join(sp.Nodes, ", "))
+		}
+	}
+	sort.Slice(nw.CriticalDeployments, func(i, j int) bool { return nw.CriticalDeployments[i].Name < nw.CriticalDeployments[j].Name })
+}
+
+func nodeIsReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // onlyNode keeps the per-node rows and findings of one node.

@@ -121,7 +121,11 @@ type Snapshot struct {
 	Slices        []discoveryv1.EndpointSlice
 	DaemonSets    []appsv1.DaemonSet // all namespaces
 	Deployments   []appsv1.Deployment
-	DNSServices   []corev1.Service
+	// DeploymentPods are the Pods of the kube-system Deployments the cluster's
+	// availability rests on (CriticalDeployment) with 2 or more ready
+	// replicas, by Deployment name.
+	DeploymentPods map[string][]corev1.Pod
+	DNSServices    []corev1.Service
 	// MetricsAPIService is the raw JSON of the v1beta1.metrics.k8s.io APIService (nil: absent).
 	MetricsAPIService []byte
 	Readyz, Livez     *RawHealth
@@ -158,10 +162,12 @@ const (
 	srcSlices      = "endpointslices"
 	srcDaemonSets  = "daemonsets"
 	srcDeployments = "deployments"
-	srcServices    = "services"
-	srcAPIService  = "apiservices"
-	srcReadyz      = "/readyz"
-	srcLivez       = "/livez"
+	// srcDeploymentPods: the Pods of CoreDNS, metrics-server and the CNI's controllers.
+	srcDeploymentPods = "pods of kube-system Deployments"
+	srcServices       = "services"
+	srcAPIService     = "apiservices"
+	srcReadyz         = "/readyz"
+	srcLivez          = "/livez"
 )
 
 // Collect reads the cluster: a fixed set of requests (lists paginated by
@@ -261,6 +267,36 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 			fail(srcDeployments, err)
 		}
 		s.Deployments = items
+		// Where do the replicas of the Deployments the cluster rests on run?
+		// One list per such Deployment (a handful, not per node), by its selector.
+		var pw sync.WaitGroup
+		for i := range items {
+			d := &items[i]
+			if CriticalDeployment(d) == "" || d.Spec.Selector == nil || d.Status.ReadyReplicas < 2 {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+			if err != nil || sel.Empty() {
+				continue
+			}
+			pw.Add(1)
+			go func() {
+				defer pw.Done()
+				pods, err := listAll(ctx, metav1.ListOptions{LabelSelector: sel.String()}, cs.CoreV1().Pods(ks).List,
+					func(l *corev1.PodList) ([]corev1.Pod, string) { return l.Items, l.Continue })
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					s.Errs[srcDeploymentPods] = err
+					return
+				}
+				if s.DeploymentPods == nil {
+					s.DeploymentPods = map[string][]corev1.Pod{}
+				}
+				s.DeploymentPods[d.Name] = pods
+			}()
+		}
+		pw.Wait()
 	})
 	run(func() {
 		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"}, cs.CoreV1().Services(ks).List,

@@ -241,8 +241,18 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	if nw.CoreDNS.Present {
 		dns = strings.TrimSpace(nw.CoreDNS.Version + " " + nw.CoreDNS.Status)
 	}
+	for _, sp := range nw.CriticalDeployments {
+		if sp.Role == "CoreDNS" && len(sp.Nodes) > 0 {
+			dns += ", on " + spreadNodes(c, sp.Nodes)
+		}
+	}
 	p("CoreDNS: %s\n", dns)
 	p("metrics-server: %s\n", orDash(nw.MetricsServer.Status))
+	for _, sp := range nw.CriticalDeployments {
+		if sp.Role != "CoreDNS" && (o.Wide || len(sp.Nodes) == 1) {
+			p("%s %s/%s: %d/%d ready, on %s\n", sp.Role, sp.Namespace, sp.Name, sp.Ready, sp.Desired, spreadNodes(c, sp.Nodes))
+		}
+	}
 
 	section("FINDINGS")
 	var frows [][]string
@@ -281,6 +291,14 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	}
 	p("\n")
 	return err
+}
+
+// spreadNodes lists the nodes replicas run on; one node is a warning.
+func spreadNodes(c output.Colorer, nodes []string) string {
+	if len(nodes) == 1 {
+		return c.Yellow(nodes[0] + " only")
+	}
+	return strings.Join(nodes, ", ")
 }
 
 func orDash(s string) string {

@@ -184,6 +184,20 @@ type NetworkInfo struct {
 	CNI               []string   `json:"cni"`
 	CoreDNS           AddonState `json:"coreDNS"`
 	MetricsServer     AddonState `json:"metricsServer"`
+	// CriticalDeployments are the kube-system Deployments the cluster's
+	// availability rests on (CoreDNS, metrics-server, the CNI's controllers)
+	// with 2 or more ready replicas, and the nodes those replicas run on.
+	CriticalDeployments []DeploymentSpread `json:"criticalDeployments"`
+}
+
+// DeploymentSpread is where the ready replicas of a Deployment run.
+type DeploymentSpread struct {
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	Ready     int32    `json:"ready"`
+	Desired   int32    `json:"desired"`
+	Nodes     []string `json:"nodes"` // distinct nodes of the ready replicas, sorted
 }
 
 // AddonState is whether an add-on is there and working.

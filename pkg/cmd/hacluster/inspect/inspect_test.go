@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -90,6 +91,13 @@ func TestInspectTestbed(t *testing.T) {
 					t.Errorf("table:\n%s", table)
 				}
 			}},
+		{name: "CoreDNS both on cp-1", shape: testbed.Shape{CoreDNSOnNode: "cp-1"}, verdict: core.Degraded,
+			check: "addon.single-node", sev: core.Warning, subject: "kube-system/coredns", warnExit: ExitDegraded,
+			more: func(t *testing.T, r *core.Report, table string) {
+				if !strings.Contains(table, "kubectl -n kube-system rollout restart deploy/coredns") || !strings.Contains(table, "on cp-1 only") {
+					t.Errorf("table:\n%s", table)
+				}
+			}},
 		{name: "kubelet newer", shape: testbed.Shape{KubeletVersions: map[string]string{"worker-1": "v1.99.0"}},
 			verdict: core.Failing, check: "node.skew", sev: core.Error, subject: "worker-1", warnExit: ExitFailing, errorExit: ExitFailing},
 	}
@@ -166,7 +174,8 @@ func TestInspectTestbed(t *testing.T) {
 				t.Errorf("exit %d; colour codes in a non-terminal: %v", code, strings.Contains(table, "\x1b["))
 			}
 			wide, _ := run(t, bed.Kubeconfig, "components", "-o", "wide", "--node", "worker-1")
-			if !strings.Contains(wide, "worker-1") || strings.Contains(wide, "worker-2") || !strings.Contains(wide, "API requests") {
+			// worker-2 has no row (cluster-wide lines such as CoreDNS's nodes may name it).
+			if !strings.Contains(wide, "\nworker-1 ") || strings.Contains(wide, "\nworker-2 ") || !strings.Contains(wide, "API requests") {
 				t.Errorf("-o wide --node worker-1:\n%s", wide)
 			}
 			y, _ := run(t, bed.Kubeconfig, "components", "-o", "yaml")
@@ -216,4 +225,51 @@ func TestExitCode(t *testing.T) {
 	if err := ExitCode(r, "error"); !errors.As(err, &ee) || ee.Code != ExitFailing {
 		t.Errorf("error, --fail-on error: %v", err)
 	}
+}
+
+// With the real scheduler and controllers: CoreDNS placed while only cp-1
+// could take it (kubeadm's first control plane) is flagged, and the fix the
+// finding gives, `kubectl -n kube-system rollout restart deploy/coredns`,
+// spreads it: the finding turns ok.
+func TestCoreDNSSpreadFixTestbed(t *testing.T) {
+	bed := testbed.Start(t, testbed.Options{Components: true})
+	ctx := context.Background()
+	if _, err := bed.ApplyHAShape(ctx, testbed.Shape{CoreDNSOnNode: "cp-1"}); err != nil {
+		t.Fatal(err)
+	}
+	finding := func(r *core.Report) *core.Finding {
+		for i, f := range r.Findings {
+			if f.Check == "addon.single-node" && f.Subject == "kube-system/coredns" {
+				return &r.Findings[i]
+			}
+		}
+		return nil
+	}
+	out, code := run(t, bed.Kubeconfig, "-o", "json", "--fail-on", "warning")
+	r := report(t, out)
+	f := finding(r)
+	if f == nil || f.Severity != core.Warning || code != ExitDegraded {
+		t.Fatalf("before the fix: finding %+v, exit %d, findings %+v", f, code, r.Findings)
+	}
+	fix := "kubectl -n kube-system rollout restart deploy/coredns"
+	if !strings.Contains(f.Message, fix) {
+		t.Fatalf("message %q lacks the fix", f.Message)
+	}
+	args := strings.Fields(strings.TrimPrefix(fix, "kubectl "))
+	if out, err := bed.Kubectl(ctx, args...); err != nil {
+		t.Fatalf("%s: %v\n%s", fix, err, out)
+	}
+	if out, err := bed.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=90s"); err != nil {
+		t.Fatalf("rollout status: %v\n%s", err, out)
+	}
+	var last *core.Report
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out, _ := run(t, bed.Kubeconfig, "-o", "json")
+		last = report(t, out)
+		if f := finding(last); f != nil && f.Severity == core.OK && len(last.Network.CriticalDeployments) == 1 &&
+			len(last.Network.CriticalDeployments[0].Nodes) == 2 {
+			return
+		}
+	}
+	t.Errorf("after the fix: finding %+v, criticalDeployments %+v", finding(last), last.Network.CriticalDeployments)
 }
