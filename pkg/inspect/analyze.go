@@ -2,6 +2,9 @@ package inspect
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -387,18 +390,75 @@ func (a *analyzer) apiServer() {
 			a.add(OK, "apiserver.endpoints", "", "%d API servers registered in the kubernetes EndpointSlice", r.APIServer.Registered)
 		}
 	}
+	a.certificates()
+}
+
+// certificates reads the serving certificates: of the kubeconfig server, of
+// the controlPlaneEndpoint (which API server answered there), and of each
+// API server at its own address, each row naming its server.
+func (a *analyzer) certificates() {
+	s, r := a.s, a.r
 	r.APIServer.Certificates = []Certificate{}
 	epHost := ""
 	if ep := parseClusterConfiguration(cmData(s.KubeadmConfig, "ClusterConfiguration")).ControlPlaneEndpoint; ep != "" {
 		epHost, _ = splitHostPortDefault(ep, "6443")
 	}
-	for i, p := range []*Probe{s.ServerCert, s.EndpointCert} {
-		if p == nil || i == 1 && s.ServerCert != nil && s.ServerCert.Target == p.Target {
+	servers := map[string]*Probe{} // target -> the API server dialled there
+	byFP := map[string]string{}    // certificate SHA-256 -> API server
+	for _, p := range s.APIServerCerts {
+		q := *p
+		if q.Server == "" {
+			h, _ := splitHostPortDefault(q.Target, "")
+			q.Server = a.nodeAddr[h]
+		}
+		servers[q.Target] = &q
+		if q.Cert != nil {
+			if q.Server != "" {
+				byFP[fingerprint(q.Cert)] = q.Server
+			} else if _, named := byFP[fingerprint(q.Cert)]; !named {
+				byFP[fingerprint(q.Cert)] = q.Target // known only by its address
+			}
+		}
+	}
+	type row struct {
+		p   *Probe
+		via string
+	}
+	var rows []row
+	done := map[string]bool{}
+	for _, rw := range []row{{s.ServerCert, ViaKubeconfig}, {s.EndpointCert, ViaEndpoint}} {
+		if rw.p == nil || done[rw.p.Target] {
 			continue // the kubeconfig talks to the endpoint itself: one certificate
 		}
-		c := Certificate{Target: p.Target, Reachable: p.Reachable}
+		done[rw.p.Target] = true
+		rows = append(rows, rw)
+	}
+	for _, p := range s.APIServerCerts {
+		if !done[p.Target] {
+			done[p.Target] = true
+			rows = append(rows, row{servers[p.Target], p.Via})
+		}
+	}
+	for _, rw := range rows {
+		p := rw.p
+		c := Certificate{Target: p.Target, Via: rw.via, Reachable: p.Reachable}
+		one := servers[p.Target] // this address is one API server's own
+		if one != nil {
+			c.Server = one.Server
+		}
 		if p.Err != nil {
 			c.Error = p.Err.Error()
+		}
+		label := ""
+		switch {
+		case rw.via == ViaKubeconfig:
+			label = "the kubeconfig server " + p.Target
+		case rw.via == ViaEndpoint:
+			label = "controlPlaneEndpoint " + p.Target
+		case c.Server != "":
+			label = "kube-apiserver on " + c.Server + " (" + p.Target + ")"
+		default:
+			label = "the API server at " + p.Target
 		}
 		if p.Cert != nil {
 			c.Subject = p.Cert.Subject.CommonName
@@ -408,28 +468,59 @@ func (a *analyzer) apiServer() {
 			for _, ip := range p.Cert.IPAddresses {
 				c.IPAddresses = append(c.IPAddresses, ip.String())
 			}
+			c.SHA256 = fingerprint(p.Cert)
+			if rw.via == ViaKubeconfig || rw.via == ViaEndpoint {
+				c.AnsweredBy = byFP[c.SHA256]
+				switch {
+				case strings.Contains(c.AnsweredBy, ":"): // known only by its address
+					label += ", answered by the API server at " + c.AnsweredBy
+				case c.AnsweredBy != "":
+					label += ", answered by kube-apiserver on " + c.AnsweredBy
+				case len(byFP) > 0:
+					label += ", answered by an API server whose own address gave another certificate"
+				case len(s.APIServerCerts) > 0:
+					label += ", answered by an unknown API server (no API server's own address answered from here)"
+				}
+			}
 			c.CoversEndpoint = epHost == "" || p.Cert.VerifyHostname(epHost) == nil
 			switch {
 			case p.Cert.NotAfter.Before(s.Now):
-				a.add(Error, "cert.expiry", p.Target, "the serving certificate of %s expired on %s", p.Target, p.Cert.NotAfter.Format(time.DateOnly))
+				a.add(Error, "cert.expiry", p.Target, "the serving certificate of %s expired on %s", label, p.Cert.NotAfter.Format(time.DateOnly))
 			case c.DaysLeft < CertWarnDays:
-				a.add(Warning, "cert.expiry", p.Target, "the serving certificate of %s expires in %d days", p.Target, c.DaysLeft)
+				a.add(Warning, "cert.expiry", p.Target, "the serving certificate of %s expires in %d days (%s)", label, c.DaysLeft, p.Cert.NotAfter.Format(time.DateOnly))
 			default:
-				a.add(OK, "cert.expiry", p.Target, "the serving certificate of %s is valid for %d more days", p.Target, c.DaysLeft)
+				a.add(OK, "cert.expiry", p.Target, "the serving certificate of %s is valid for %d more days", label, c.DaysLeft)
 			}
 			if epHost != "" {
 				if c.CoversEndpoint {
-					a.add(OK, "cert.san", p.Target, "the certificate of %s includes the endpoint host %s", p.Target, epHost)
+					a.add(OK, "cert.san", p.Target, "the certificate of %s includes the endpoint host %s", label, epHost)
 				} else {
 					a.add(Error, "cert.san", p.Target, "the certificate of %s does not include the endpoint host %s in its SANs (DNS %v, IP %v)",
-						p.Target, epHost, c.DNSNames, c.IPAddresses)
+						label, epHost, c.DNSNames, c.IPAddresses)
 				}
 			}
-		} else if p == s.ServerCert {
-			a.note("could not read the serving certificate of %s: %s", p.Target, c.Error)
+			if one != nil && rw.via != ViaEndpoint {
+				host, _ := splitHostPortDefault(p.Target, "")
+				ok := p.Cert.VerifyHostname(host) == nil
+				c.CoversNode = &ok
+				if ok {
+					a.add(OK, "cert.san", p.Target, "the certificate of %s includes its own address %s", label, host)
+				} else {
+					a.add(Error, "cert.san", p.Target, "the certificate of %s does not include its own address %s in its SANs (DNS %v, IP %v): clients that reach that server directly reject it",
+						label, host, c.DNSNames, c.IPAddresses)
+				}
+			}
+		} else if rw.via != ViaEndpoint {
+			a.note("could not read the serving certificate of %s: %s", label, firstLine(c.Error))
 		}
 		r.APIServer.Certificates = append(r.APIServer.Certificates, c)
 	}
+}
+
+// fingerprint is the SHA-256 of a certificate's DER, in hex.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 func (a *analyzer) etcd() {

@@ -115,8 +115,17 @@ type APIServerInfo struct {
 }
 
 // Certificate is the serving certificate seen when TLS-dialling Target.
+// Via says why Target was dialled: "kubeconfig" (the server of your
+// kubeconfig), "controlPlaneEndpoint" (the VIP or load balancer), or one API
+// server's own address ("advertise-address" of its Pod, "endpointslice").
+// Server names the API server's node; AnsweredBy, for the kubeconfig and
+// the endpoint rows, the API server whose certificate came back (the same
+// SHA-256 as the one read at its own address; "" when none matched).
 type Certificate struct {
 	Target         string    `json:"target"`
+	Via            string    `json:"via"`
+	Server         string    `json:"server,omitempty"`
+	AnsweredBy     string    `json:"answeredBy,omitempty"`
 	Reachable      bool      `json:"reachable"`
 	Error          string    `json:"error,omitempty"`
 	Subject        string    `json:"subject,omitempty"`
@@ -124,7 +133,11 @@ type Certificate struct {
 	DaysLeft       int       `json:"daysLeft"`
 	DNSNames       []string  `json:"dnsNames,omitempty"`
 	IPAddresses    []string  `json:"ipAddresses,omitempty"`
+	SHA256         string    `json:"sha256,omitempty"`
 	CoversEndpoint bool      `json:"coversEndpoint"`
+	// CoversNode: the SANs include the address the server was dialled at
+	// (its advertise address); only for rows of one API server.
+	CoversNode *bool `json:"coversNode,omitempty"`
 }
 
 // EtcdInfo describes the etcd cluster as far as the API shows it: stacked

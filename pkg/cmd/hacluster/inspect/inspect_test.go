@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,8 +148,22 @@ func TestInspectTestbed(t *testing.T) {
 			if r.Endpoint.ControlPlaneEndpoint != bed.VIP || r.Endpoint.Reachable == nil || !*r.Endpoint.Reachable {
 				t.Errorf("endpoint %+v, want the VIP %s reachable", r.Endpoint, bed.VIP)
 			}
-			if len(r.APIServer.Certificates) != 2 || !r.APIServer.Certificates[1].CoversEndpoint || r.APIServer.Certificates[0].DaysLeft < 300 {
-				t.Errorf("certificates %+v", r.APIServer.Certificates)
+			// The kubeconfig server (the bed's one real API server), the VIP
+			// (forwarded to it: the same certificate) and the advertise
+			// address of each kube-apiserver Pod (no one listens there on the
+			// bed: a note naming the server; the real-cluster test comes
+			// with bootstrap).
+			certs := r.APIServer.Certificates
+			if len(certs) != 5 || certs[0].Via != core.ViaKubeconfig || certs[0].DaysLeft < 300 ||
+				certs[1].Via != core.ViaEndpoint || !certs[1].CoversEndpoint || certs[1].SHA256 != certs[0].SHA256 || certs[1].AnsweredBy != "" {
+				t.Errorf("certificates %+v", certs)
+			}
+			for i, c := range certs[min(2, len(certs)):] {
+				node := fmt.Sprintf("cp-%d", i+1)
+				if c.Via != core.ViaAdvertise || c.Server != node || c.Target != fmt.Sprintf("127.0.0.1%d:6443", i+1) || c.Reachable ||
+					!slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "kube-apiserver on "+node+" ("+c.Target+")") }) {
+					t.Errorf("certificate row %+v; notes %q", c, r.Notes)
+				}
 			}
 			if !slices.ContainsFunc(r.APIServer.Readyz, func(c core.HealthCheck) bool { return c.Name == "etcd" && c.OK }) {
 				t.Errorf("readyz %+v lacks a passing etcd check", r.APIServer.Readyz)
