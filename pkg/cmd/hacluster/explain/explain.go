@@ -279,7 +279,16 @@ func PrintService(w io.Writer, r *svcexplain.Report) error {
 		}
 	}
 	if r.Type != "ExternalName" {
-		fmt.Fprintf(w, "  endpoints: %d ready, %d not ready (%d Pod(s) match the selector)\n", len(r.Endpoints.Ready), len(r.Endpoints.NotReady), r.MatchingPods)
+		from := fmt.Sprintf("%d Pod(s) match the selector", r.MatchingPods)
+		switch {
+		case r.APIServers != nil && r.APIServers.Pods >= 0:
+			from = fmt.Sprintf("registered by the API servers themselves: %d registered, %d kube-apiserver Pod(s)", r.APIServers.Registered, r.APIServers.Pods)
+		case r.APIServers != nil:
+			from = fmt.Sprintf("registered by the API servers themselves: %d registered", r.APIServers.Registered)
+		case len(r.Selector) == 0:
+			from = "no selector: from EndpointSlices you manage"
+		}
+		fmt.Fprintf(w, "  endpoints: %d ready, %d not ready (%s)\n", len(r.Endpoints.Ready), len(r.Endpoints.NotReady), from)
 		for _, e := range r.Endpoints.Ready {
 			fmt.Fprintf(w, "    %s %s\n", c.Green("ready    "), describeEndpoint(e))
 		}
