@@ -204,6 +204,13 @@ func TestExplainServicesOnHAShape(t *testing.T) {
 	if err != nil || !strings.Contains(out, "name: kube-dns") || !strings.Contains(out, "dnsName: kube-dns.kube-system.svc.cluster.local") {
 		t.Errorf("-A (%v):\n%.2000s", err, out)
 	}
+	// The listing flags on explain itself (issue 18: `explain --all -A` was an unknown flag).
+	short, err := run(ctx, bed, ns, "--all", "-A", "-o", "yaml")
+	items := func(y string) int { return strings.Count(y, "\n  - ") } // the Services of "services:"
+	if err != nil || !strings.Contains(short, "name: kube-dns") || items(short) < 5 || items(short) != items(out) {
+		t.Errorf("explain --all -A (%v): %d Services, explain service -A: %d\n%.1000s", err, items(short), items(out), short)
+	}
+
 	// default/kubernetes: the API servers register its endpoints, not "you"
 	// (the bed's API server runs with --endpoint-reconciler-type none, so
 	// none is registered against the 3 kube-apiserver Pods of the shape).
