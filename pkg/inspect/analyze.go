@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -536,14 +538,24 @@ func (a *analyzer) etcd() {
 	if _, failed := s.Errs[srcPods]; failed || r.Cluster.ManagedControlPlane {
 		return
 	}
-	for _, c := range r.ControlPlane {
-		if c.Name != "etcd" || !c.Present {
-			continue
+	if !a.etcdFromEtcd() {
+		r.Etcd.Source = "etcd static Pods"
+		switch err := s.EtcdErr; {
+		case err == nil || errors.Is(err, ErrNoEtcdPod):
+		case forbidden(err):
+			a.note("etcd's member list was not read from etcd: this user may not exec into the etcd Pods (create on pods/exec in kube-system, the optional Role in the README); members are counted from the etcd Pods, where a stale member does not show")
+		default:
+			a.note("etcd's member list could not be read with etcdctl in an etcd Pod (%s); members are counted from the etcd Pods, where a stale member does not show", shortURLs(firstLine(err.Error())))
 		}
-		r.Etcd.Members++
-		r.Etcd.MemberNodes = append(r.Etcd.MemberNodes, c.Node)
-		if c.Ready {
-			r.Etcd.ReadyMembers++
+		for _, c := range r.ControlPlane {
+			if c.Name != "etcd" || !c.Present {
+				continue
+			}
+			r.Etcd.Members++
+			r.Etcd.MemberNodes = append(r.Etcd.MemberNodes, c.Node)
+			if c.Ready {
+				r.Etcd.ReadyMembers++
+			}
 		}
 	}
 	n := r.Etcd.Members
@@ -551,26 +563,30 @@ func (a *analyzer) etcd() {
 		a.add(Error, "etcd.members", "", "no etcd Pods on the control-plane nodes and no external etcd in kubeadm-config")
 		return
 	}
+	from := "etcd Pods"
+	if r.Etcd.MemberList != nil {
+		from = "etcd's member list"
+	}
 	up := r.Etcd.ReadyMembers
 	r.Etcd.Quorum, r.Etcd.ToleratesFailures = EtcdQuorum(n, up)
 	_, r.Etcd.ToleratesFailuresAllUp = EtcdQuorum(n, n)
 	switch {
 	case n < 3:
-		a.add(Error, "etcd.members", "", "etcd has %d member(s): quorum is %d, it tolerates no failure; HA needs 3 or 5", n, r.Etcd.Quorum)
+		a.add(Error, "etcd.members", "", "etcd has %d member(s) (%s): quorum is %d, it tolerates no failure; HA needs 3 or 5", n, from, r.Etcd.Quorum)
 	case n%2 == 0:
-		a.add(Warning, "etcd.members", "", "etcd has an even number of members (%d): quorum %d, tolerates %d failure(s) with all members up, no more than %d members would; use an odd count",
-			n, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp, n-1)
+		a.add(Warning, "etcd.members", "", "etcd has an even number of members (%d, %s): quorum %d, tolerates %d failure(s) with all members up, no more than %d members would; use an odd count",
+			n, from, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp, n-1)
 	default:
-		a.add(OK, "etcd.members", "", "etcd has %d members: quorum %d, tolerates %d failure(s) with all members up", n, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp)
+		a.add(OK, "etcd.members", "", "etcd has %d members (%s): quorum %d, tolerates %d failure(s) with all members up", n, from, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp)
 	}
 	switch {
 	case up < r.Etcd.Quorum:
-		a.add(Error, "etcd.quorum", "", "only %d of %d etcd members are Ready: quorum (%d) is lost", up, n, r.Etcd.Quorum)
+		a.add(Error, "etcd.quorum", "", "only %d of %d etcd members are up: quorum (%d) is lost", up, n, r.Etcd.Quorum)
 	case up < n:
-		a.add(Warning, "etcd.quorum", "", "%d of %d etcd members are not Ready: quorum %d still holds, but etcd tolerates only %d more failure(s) (%d with all members up)",
+		a.add(Warning, "etcd.quorum", "", "%d of %d etcd members are down: quorum %d still holds, but etcd tolerates only %d more failure(s) (%d with all members up)",
 			n-up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures, r.Etcd.ToleratesFailuresAllUp)
 	default:
-		a.add(OK, "etcd.quorum", "", "%d of %d etcd members Ready: quorum %d, tolerates %d more failure(s)", up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures)
+		a.add(OK, "etcd.quorum", "", "%d of %d etcd members up: quorum %d, tolerates %d more failure(s)", up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures)
 	}
 }
 
@@ -964,6 +980,14 @@ func (a *analyzer) verdict() {
 		}
 	}
 }
+
+// shortURLs drops the query of URLs in an error (an exec URL carries the
+// whole command line).
+func shortURLs(s string) string {
+	return urlQuery().ReplaceAllString(s, "$1?...")
+}
+
+var urlQuery = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(https?://[^\s?"]+)\?[^\s"]*`) })
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

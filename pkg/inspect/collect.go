@@ -44,6 +44,8 @@ type Source struct {
 	SkipDial    bool
 	// Requests returns the number of API requests made so far (may be nil).
 	Requests func() int64
+	// Etcd reads etcd's membership from etcd itself (nil: only from the etcd Pods).
+	Etcd EtcdReader
 }
 
 // NewSource prepares a client for inspection: protobuf where the API has it,
@@ -77,6 +79,7 @@ func NewSource(cfg *rest.Config) (*Source, error) {
 	rc := cs.Discovery().RESTClient()
 	return &Source{
 		Client:     cs,
+		Etcd:       &EtcdctlReader{Exec: NewPodExec(c, cs), Timeout: 5 * time.Second},
 		Server:     c.Host,
 		ServerName: c.TLSClientConfig.ServerName,
 		Requests:   n.Load,
@@ -132,6 +135,10 @@ type Snapshot struct {
 	Readyz, Livez     *RawHealth
 	ServerCert        *Probe
 	EndpointCert      *Probe
+	// EtcdMembership is etcd's own member list (Source.Etcd), nil when not
+	// read; EtcdErr why it could not be read.
+	EtcdMembership *EtcdMembership
+	EtcdErr        error
 	// APIServerCerts are the serving certificates read at each API server's
 	// own address (kube-apiserver Pods' advertise address, then addresses of
 	// the kubernetes EndpointSlice no Pod advertises), sorted by Target.
@@ -305,6 +312,9 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 			fail(srcPods, err)
 		}
 		s.Pods = items
+		if src.Etcd != nil && err == nil {
+			run(func() { s.EtcdMembership, s.EtcdErr = src.Etcd.ReadMembership(ctx, items) })
+		}
 	})
 	run(func() {
 		items, err := listAll(ctx, metav1.ListOptions{}, cs.CoordinationV1().Leases(ks).List,

@@ -197,16 +197,40 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	case e.Members == 0:
 		p("members: not visible\n")
 	default:
-		more := ""
+		more, ready := "", "ready"
 		if e.ReadyMembers < e.Members {
 			more = " more"
 		}
-		p("members: %d (%d ready) on %s; quorum %d, tolerates %d%s failure(s)", e.Members, e.ReadyMembers,
+		if e.MemberList != nil {
+			ready = "healthy"
+		}
+		p("members: %d (%d %s) on %s; quorum %d, tolerates %d%s failure(s)", e.Members, e.ReadyMembers, ready,
 			strings.Join(e.MemberNodes, ", "), e.Quorum, e.ToleratesFailures, more)
 		if e.ToleratesFailuresAllUp != e.ToleratesFailures {
 			p(" (%d with all members up)", e.ToleratesFailuresAllUp)
 		}
 		p("\n")
+		if e.Source != "" {
+			p("read from: %s\n", e.Source)
+		}
+		if len(e.MemberList) > 0 {
+			var rows [][]string
+			for _, m := range e.MemberList {
+				health := "-"
+				if m.Healthy != nil {
+					health = yes(*m.Healthy, "healthy", "UNHEALTHY")
+				}
+				if m.Stale {
+					health = c.Red("STALE")
+				}
+				role := "voter"
+				if m.Learner {
+					role = "learner"
+				}
+				rows = append(rows, []string{m.ID, orDash(m.Name), strings.Join(m.PeerURLs, ","), role, health, orDash(m.Node), orDash(m.Pod)})
+			}
+			indented([]string{"ID", "NAME", "PEER URLS", "ROLE", "HEALTH", "NODE", "POD"}, rows)
+		}
 	}
 
 	section("HA ENDPOINT")

@@ -153,6 +153,12 @@ type EtcdInfo struct {
 	ToleratesFailures      int      `json:"toleratesFailures"`
 	ToleratesFailuresAllUp int      `json:"toleratesFailuresAllUp"`
 	MemberNodes            []string `json:"memberNodes"`
+	// Source says where the members were read: etcd itself ("etcdctl in
+	// kube-system/etcd-cp-1 (pods/exec)") or "etcd static Pods" (a guess:
+	// a stale member is invisible there).
+	Source string `json:"source,omitempty"`
+	// MemberList is etcd's own member list, when it could be read.
+	MemberList []EtcdMember `json:"memberList,omitempty"`
 }
 
 // EndpointInfo is the HA endpoint (kubeadm's controlPlaneEndpoint).
