@@ -35,8 +35,9 @@ type EtcdMember struct {
 	Node string `json:"node,omitempty"`
 	// Pod is the etcd Pod of that member, "" when none.
 	Pod string `json:"pod,omitempty"`
-	// Stale: in etcd but without a Node or etcd Pod (a control plane that was
-	// deleted without `etcdctl member remove`).
+	// Stale: in etcd but without a Node (a control plane that was deleted
+	// without `etcdctl member remove`; when the Nodes cannot be read: without
+	// an etcd Pod).
 	Stale bool `json:"stale"`
 }
 
@@ -296,10 +297,12 @@ func (a *analyzer) matchMembers(m *EtcdMembership) (orphans []string) {
 	podOn := map[string]string{} // node -> etcd Pod
 	for i := range a.s.Pods {
 		p := &a.s.Pods[i]
-		if p.Labels["component"] == "etcd" && p.Spec.NodeName != "" {
+		if p.Labels["component"] == "etcd" && p.Spec.NodeName != "" && p.DeletionTimestamp == nil { // a Pod being deleted is not a member's home
 			podOn[p.Spec.NodeName] = p.Name
 		}
 	}
+	_, nodesFailed := a.s.Errs[srcNodes]
+	nodesRead := !nodesFailed && len(a.s.Nodes) > 0
 	isNode := map[string]bool{}
 	for i := range a.s.Nodes {
 		isNode[a.s.Nodes[i].Name] = true
@@ -318,7 +321,14 @@ func (a *analyzer) matchMembers(m *EtcdMembership) (orphans []string) {
 			}
 		}
 		e.Pod = podOn[e.Node]
-		e.Stale = !isNode[e.Node] && e.Pod == ""
+		// No Node of that name or address: a deleted control plane (its
+		// mirror Pod lingers until the Pod GC removes it). Without the
+		// Nodes (RBAC), no etcd Pod either.
+		if nodesRead {
+			e.Stale = !isNode[e.Node]
+		} else {
+			e.Stale = e.Pod == ""
+		}
 		member[e.Node] = true
 	}
 	for node, pod := range podOn {
@@ -373,7 +383,7 @@ func (a *analyzer) etcdFromEtcd() bool {
 		switch {
 		case mb.Stale:
 			peer := strings.Join(mb.PeerURLs, ",")
-			a.add(Error, "etcd.stale-member", mb.ID, "etcd member %s (id %s, peer %s) has no Node and no etcd Pod: a removed control plane still counts towards the quorum; remove it: %s",
+			a.add(Error, "etcd.stale-member", mb.ID, "etcd member %s (id %s, peer %s) has no Node: a removed control plane still counts towards the quorum; remove it: %s",
 				orDash(mb.Name), mb.ID, orDash(peer), memberRemoveCommand(m, mb.ID))
 		case mb.Healthy != nil && !*mb.Healthy:
 			a.add(Warning, "etcd.member-unhealthy", mb.ID, "etcd member %s (id %s) is unhealthy: %s", orDash(mb.Name), mb.ID, orDash(firstLine(mb.HealthError)))

@@ -195,6 +195,21 @@ func TestEtcdStaleMemberFromEtcd(t *testing.T) {
 		}
 	}
 
+	// Right after `kubectl delete node`, the mirror Pods linger until the Pod
+	// GC removes them: the member is stale already. Without the Nodes (RBAC),
+	// a member with an etcd Pod is not called stale.
+	_, src2 := fakeCluster(fakeShape{})
+	src2.Etcd = fakeEtcd{m: membership(t)}
+	s2 := Collect(ctx, src2)
+	s2.Nodes = slices.DeleteFunc(s2.Nodes, func(n corev1.Node) bool { return n.Name == "cp-3" })
+	if r2 := Analyze(s2, AnalyzeOptions{}); !r2.Etcd.MemberList[2].Stale || r2.Etcd.MemberList[2].Pod != "etcd-cp-3" {
+		t.Errorf("lingering mirror Pod: %+v", r2.Etcd.MemberList[2])
+	}
+	s2.Nodes, s2.Errs[srcNodes] = nil, errors.New("forbidden")
+	if r2 := Analyze(s2, AnalyzeOptions{}); r2.Etcd.MemberList[2].Stale {
+		t.Errorf("nodes unreadable: %+v", r2.Etcd.MemberList[2])
+	}
+
 	// Without the reader, the old guess, and it says where it came from.
 	src.Etcd = nil
 	s = Collect(ctx, src)

@@ -267,11 +267,11 @@ func TestCoreDNSSpreadFixTestbed(t *testing.T) {
 		t.Fatalf("before the fix: finding %+v, exit %d, findings %+v", f, code, r.Findings)
 	}
 	// etcd: the exec of etcdctl went through the API server to the node's
-	// kubelet API (kwok, which runs no container: "no exec found"), so the
-	// members are counted from the Pods and the report says so. Reading a
-	// real etcd is tested on the node bed once bootstrap exists.
+	// kubelet API (kwok, with no etcdctl installed: TestEtcdMembersFromEtcdTestbed
+	// installs one), so the members are counted from the Pods and the report
+	// says why. Reading a real etcd is tested on the node bed once bootstrap exists.
 	if r.Etcd.Source != "etcd static Pods" || r.Etcd.Members != 3 || !slices.ContainsFunc(r.Notes, func(n string) bool {
-		return strings.Contains(n, "etcd's member list could not be read with etcdctl in an etcd Pod") && strings.Contains(n, `no exec found for container "etcd"`)
+		return strings.Contains(n, "etcd's member list could not be read with etcdctl in an etcd Pod") && strings.Contains(n, `"etcdctl": executable file not found`)
 	}) {
 		t.Errorf("etcd %+v; notes %q", r.Etcd, r.Notes)
 	}
@@ -299,4 +299,101 @@ func TestCoreDNSSpreadFixTestbed(t *testing.T) {
 		}
 	}
 	t.Errorf("after the fix: finding %+v, criticalDeployments %+v", finding(last), last.Network.CriticalDeployments)
+}
+
+// fakeEtcdctl answers `etcdctl member list -w json` and `endpoint health
+// --cluster -w json` like etcd 3.6 on the HA shape's three members (cp-1..3
+// on 127.0.0.11-13); the members named in down are unhealthy (exit 1).
+func fakeEtcdctl(down ...string) string {
+	var members, health []string
+	for i := 1; i <= 3; i++ {
+		ip := fmt.Sprintf("127.0.0.1%d", i)
+		members = append(members, fmt.Sprintf(`{"ID":%d,"name":"cp-%d","peerURLs":["https://%s:2380"],"clientURLs":["https://%s:2379"]}`,
+			uint64(9372538179322589801)+uint64(i), i, ip, ip))
+		ok := !slices.Contains(down, fmt.Sprintf("cp-%d", i))
+		h := fmt.Sprintf(`{"endpoint":"https://%s:2379","health":%t,"took":"8ms"`, ip, ok)
+		if !ok {
+			h += `,"error":"context deadline exceeded"`
+		}
+		health = append(health, h+"}")
+	}
+	exit := 0
+	if len(down) > 0 {
+		exit = 1
+	}
+	return fmt.Sprintf(`#!/bin/sh
+case "$*" in
+*"member list -w json"*) echo '{"header":{"cluster_id":1,"member_id":2,"raft_term":3},"members":[%s]}' ;;
+*"endpoint health --cluster -w json"*) echo '[%s]'; [ %d = 0 ] || { echo "Error: unhealthy cluster" >&2; exit 1; } ;;
+*) echo "fake etcdctl: unexpected $*" >&2; exit 2 ;;
+esac
+`, strings.Join(members, ","), strings.Join(health, ","), exit)
+}
+
+// etcd's members read with etcdctl through pods/exec (the real API server,
+// kwok running the exec as a local program that answers like etcdctl): the
+// source is named; after cp-3 is stopped and `kubectl delete node cp-3`, the
+// Pods show 2 members but etcd still has 3, one dead: the report names the
+// stale member with the command that removes it. (A real etcd is tested on
+// the node bed once bootstrap exists.)
+func TestEtcdMembersFromEtcdTestbed(t *testing.T) {
+	bed := testbed.Start(t, testbed.Options{Components: true})
+	ctx := context.Background()
+	if _, err := bed.ApplyHAShape(ctx, testbed.Shape{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bed.SetExecProgram("etcdctl", fakeEtcdctl()); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := run(t, bed.Kubeconfig, "-o", "json")
+	r := report(t, out)
+	if r.Etcd.Source != "etcdctl in kube-system/etcd-cp-1 (pods/exec)" || r.Etcd.Members != 3 || r.Etcd.ReadyMembers != 3 || len(r.Etcd.MemberList) != 3 ||
+		r.Etcd.MemberList[0].Node != "cp-1" || r.Etcd.MemberList[0].Pod != "etcd-cp-1" || r.Verdict != core.Healthy {
+		t.Fatalf("healthy: etcd %+v, verdict %s, notes %q, findings %+v", r.Etcd, r.Verdict, r.Notes, r.Findings)
+	}
+
+	// cp-3 stopped, then removed with kubectl delete node.
+	if err := bed.SetExecProgram("etcdctl", fakeEtcdctl("cp-3")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := bed.Kubectl(ctx, "delete", "node", "cp-3", "--wait=true"); err != nil {
+		t.Fatalf("delete node: %v\n%s", err, out)
+	}
+	// The mirror Pods of cp-3 linger until the Pod GC removes them (about a
+	// minute on the bed): the member is stale as soon as its Node is gone.
+	out, code := run(t, bed.Kubeconfig, "-o", "json", "--fail-on", "error")
+	r = report(t, out)
+	e := r.Etcd
+	if e.Members != 3 || e.ReadyMembers != 2 || e.ToleratesFailures != 0 || len(e.MemberList) != 3 || !e.MemberList[2].Stale || code != ExitFailing {
+		t.Errorf("after delete node: etcd %+v, exit %d", e, code)
+	}
+	var stale *core.Finding
+	for i, f := range r.Findings {
+		if f.Check == "etcd.stale-member" {
+			stale = &r.Findings[i]
+		}
+	}
+	remove := "kubectl -n kube-system exec etcd-cp-1 -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt " +
+		"--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key --command-timeout=5s --dial-timeout=3s member remove " + e.MemberList[2].ID
+	if stale == nil || stale.Severity != core.Error || !strings.Contains(stale.Message, remove) || !strings.Contains(stale.Message, "cp-3") {
+		t.Errorf("stale member finding %+v, want the command %q", stale, remove)
+	}
+	for _, f := range r.Findings {
+		if f.Check == "etcd.members" && f.Severity != core.OK {
+			t.Errorf("members still guessed from the Pods: %+v", f)
+		}
+	}
+	// The command in the finding works as written (here: against the fake etcdctl).
+	args := strings.Fields(strings.TrimPrefix(remove, "kubectl "))
+	args = append(args[:len(args)-3], "member", "list", "-w", "json")
+	if out, err := bed.Kubectl(ctx, args...); err != nil || !strings.Contains(string(out), `"name":"cp-3"`) {
+		t.Errorf("kubectl exec as in the finding: %v\n%s", err, out)
+	}
+	if out, err := bed.Kubectl(ctx, "-n", "kube-system", "exec", "etcd-cp-1", "--", "sh", "-c", "true"); err == nil {
+		t.Errorf("the bed let exec run a host program:\n%s", out)
+	}
+	table, _ := run(t, bed.Kubeconfig)
+	if !strings.Contains(table, "read from: etcdctl in kube-system/etcd-cp-1 (pods/exec)") || !strings.Contains(table, "STALE") {
+		t.Errorf("table:\n%s", table)
+	}
 }
