@@ -2,11 +2,16 @@ package inspect
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -117,7 +122,7 @@ func Analyze(s *Snapshot, opts AnalyzeOptions) *Report {
 	}
 	a.readErr(srcVersion)
 	for _, src := range []string{srcNodes, srcPods, srcLeases, srcKubeadm, srcKubeProxy, srcClusterInfo, srcSlices,
-		srcDaemonSets, srcDeployments, srcServices, srcAPIService, srcReadyz, srcLivez} {
+		srcDaemonSets, srcDeployments, srcDeploymentPods, srcServices, srcAPIService, srcReadyz, srcLivez} {
 		a.readErr(src)
 	}
 	a.controlPlane()
@@ -127,6 +132,7 @@ func Analyze(s *Snapshot, opts AnalyzeOptions) *Report {
 	a.endpoint()
 	a.nodes()
 	a.network()
+	a.spread()
 	if opts.Node != "" {
 		a.onlyNode(opts.Node)
 	}
@@ -386,18 +392,75 @@ func (a *analyzer) apiServer() {
 			a.add(OK, "apiserver.endpoints", "", "%d API servers registered in the kubernetes EndpointSlice", r.APIServer.Registered)
 		}
 	}
+	a.certificates()
+}
+
+// certificates reads the serving certificates: of the kubeconfig server, of
+// the controlPlaneEndpoint (which API server answered there), and of each
+// API server at its own address, each row naming its server.
+func (a *analyzer) certificates() {
+	s, r := a.s, a.r
 	r.APIServer.Certificates = []Certificate{}
 	epHost := ""
 	if ep := parseClusterConfiguration(cmData(s.KubeadmConfig, "ClusterConfiguration")).ControlPlaneEndpoint; ep != "" {
 		epHost, _ = splitHostPortDefault(ep, "6443")
 	}
-	for i, p := range []*Probe{s.ServerCert, s.EndpointCert} {
-		if p == nil || i == 1 && s.ServerCert != nil && s.ServerCert.Target == p.Target {
+	servers := map[string]*Probe{} // target -> the API server dialled there
+	byFP := map[string]string{}    // certificate SHA-256 -> API server
+	for _, p := range s.APIServerCerts {
+		q := *p
+		if q.Server == "" {
+			h, _ := splitHostPortDefault(q.Target, "")
+			q.Server = a.nodeAddr[h]
+		}
+		servers[q.Target] = &q
+		if q.Cert != nil {
+			if q.Server != "" {
+				byFP[fingerprint(q.Cert)] = q.Server
+			} else if _, named := byFP[fingerprint(q.Cert)]; !named {
+				byFP[fingerprint(q.Cert)] = q.Target // known only by its address
+			}
+		}
+	}
+	type row struct {
+		p   *Probe
+		via string
+	}
+	var rows []row
+	done := map[string]bool{}
+	for _, rw := range []row{{s.ServerCert, ViaKubeconfig}, {s.EndpointCert, ViaEndpoint}} {
+		if rw.p == nil || done[rw.p.Target] {
 			continue // the kubeconfig talks to the endpoint itself: one certificate
 		}
-		c := Certificate{Target: p.Target, Reachable: p.Reachable}
+		done[rw.p.Target] = true
+		rows = append(rows, rw)
+	}
+	for _, p := range s.APIServerCerts {
+		if !done[p.Target] {
+			done[p.Target] = true
+			rows = append(rows, row{servers[p.Target], p.Via})
+		}
+	}
+	for _, rw := range rows {
+		p := rw.p
+		c := Certificate{Target: p.Target, Via: rw.via, Reachable: p.Reachable}
+		one := servers[p.Target] // this address is one API server's own
+		if one != nil {
+			c.Server = one.Server
+		}
 		if p.Err != nil {
 			c.Error = p.Err.Error()
+		}
+		label := ""
+		switch {
+		case rw.via == ViaKubeconfig:
+			label = "the kubeconfig server " + p.Target
+		case rw.via == ViaEndpoint:
+			label = "controlPlaneEndpoint " + p.Target
+		case c.Server != "":
+			label = "kube-apiserver on " + c.Server + " (" + p.Target + ")"
+		default:
+			label = "the API server at " + p.Target
 		}
 		if p.Cert != nil {
 			c.Subject = p.Cert.Subject.CommonName
@@ -407,28 +470,59 @@ func (a *analyzer) apiServer() {
 			for _, ip := range p.Cert.IPAddresses {
 				c.IPAddresses = append(c.IPAddresses, ip.String())
 			}
+			c.SHA256 = fingerprint(p.Cert)
+			if rw.via == ViaKubeconfig || rw.via == ViaEndpoint {
+				c.AnsweredBy = byFP[c.SHA256]
+				switch {
+				case strings.Contains(c.AnsweredBy, ":"): // known only by its address
+					label += ", answered by the API server at " + c.AnsweredBy
+				case c.AnsweredBy != "":
+					label += ", answered by kube-apiserver on " + c.AnsweredBy
+				case len(byFP) > 0:
+					label += ", answered by an API server whose own address gave another certificate"
+				case len(s.APIServerCerts) > 0:
+					label += ", answered by an unknown API server (no API server's own address answered from here)"
+				}
+			}
 			c.CoversEndpoint = epHost == "" || p.Cert.VerifyHostname(epHost) == nil
 			switch {
 			case p.Cert.NotAfter.Before(s.Now):
-				a.add(Error, "cert.expiry", p.Target, "the serving certificate of %s expired on %s", p.Target, p.Cert.NotAfter.Format(time.DateOnly))
+				a.add(Error, "cert.expiry", p.Target, "the serving certificate of %s expired on %s", label, p.Cert.NotAfter.Format(time.DateOnly))
 			case c.DaysLeft < CertWarnDays:
-				a.add(Warning, "cert.expiry", p.Target, "the serving certificate of %s expires in %d days", p.Target, c.DaysLeft)
+				a.add(Warning, "cert.expiry", p.Target, "the serving certificate of %s expires in %d days (%s)", label, c.DaysLeft, p.Cert.NotAfter.Format(time.DateOnly))
 			default:
-				a.add(OK, "cert.expiry", p.Target, "the serving certificate of %s is valid for %d more days", p.Target, c.DaysLeft)
+				a.add(OK, "cert.expiry", p.Target, "the serving certificate of %s is valid for %d more days", label, c.DaysLeft)
 			}
 			if epHost != "" {
 				if c.CoversEndpoint {
-					a.add(OK, "cert.san", p.Target, "the certificate of %s includes the endpoint host %s", p.Target, epHost)
+					a.add(OK, "cert.san", p.Target, "the certificate of %s includes the endpoint host %s", label, epHost)
 				} else {
 					a.add(Error, "cert.san", p.Target, "the certificate of %s does not include the endpoint host %s in its SANs (DNS %v, IP %v)",
-						p.Target, epHost, c.DNSNames, c.IPAddresses)
+						label, epHost, c.DNSNames, c.IPAddresses)
 				}
 			}
-		} else if p == s.ServerCert {
-			a.note("could not read the serving certificate of %s: %s", p.Target, c.Error)
+			if one != nil && rw.via != ViaEndpoint {
+				host, _ := splitHostPortDefault(p.Target, "")
+				ok := p.Cert.VerifyHostname(host) == nil
+				c.CoversNode = &ok
+				if ok {
+					a.add(OK, "cert.san", p.Target, "the certificate of %s includes its own address %s", label, host)
+				} else {
+					a.add(Error, "cert.san", p.Target, "the certificate of %s does not include its own address %s in its SANs (DNS %v, IP %v): clients that reach that server directly reject it",
+						label, host, c.DNSNames, c.IPAddresses)
+				}
+			}
+		} else if rw.via != ViaEndpoint {
+			a.note("could not read the serving certificate of %s: %s", label, firstLine(c.Error))
 		}
 		r.APIServer.Certificates = append(r.APIServer.Certificates, c)
 	}
+}
+
+// fingerprint is the SHA-256 of a certificate's DER, in hex.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 func (a *analyzer) etcd() {
@@ -444,14 +538,24 @@ func (a *analyzer) etcd() {
 	if _, failed := s.Errs[srcPods]; failed || r.Cluster.ManagedControlPlane {
 		return
 	}
-	for _, c := range r.ControlPlane {
-		if c.Name != "etcd" || !c.Present {
-			continue
+	if !a.etcdFromEtcd() {
+		r.Etcd.Source = "etcd static Pods"
+		switch err := s.EtcdErr; {
+		case err == nil || errors.Is(err, ErrNoEtcdPod):
+		case forbidden(err):
+			a.note("etcd's member list was not read from etcd: this user may not exec into the etcd Pods (create on pods/exec in kube-system, the optional Role in the README); members are counted from the etcd Pods, where a stale member does not show")
+		default:
+			a.note("etcd's member list could not be read with etcdctl in an etcd Pod (%s); members are counted from the etcd Pods, where a stale member does not show", shortURLs(firstLine(err.Error())))
 		}
-		r.Etcd.Members++
-		r.Etcd.MemberNodes = append(r.Etcd.MemberNodes, c.Node)
-		if c.Ready {
-			r.Etcd.ReadyMembers++
+		for _, c := range r.ControlPlane {
+			if c.Name != "etcd" || !c.Present {
+				continue
+			}
+			r.Etcd.Members++
+			r.Etcd.MemberNodes = append(r.Etcd.MemberNodes, c.Node)
+			if c.Ready {
+				r.Etcd.ReadyMembers++
+			}
 		}
 	}
 	n := r.Etcd.Members
@@ -459,20 +563,42 @@ func (a *analyzer) etcd() {
 		a.add(Error, "etcd.members", "", "no etcd Pods on the control-plane nodes and no external etcd in kubeadm-config")
 		return
 	}
-	r.Etcd.Quorum = n/2 + 1
-	r.Etcd.ToleratesFailures = (n - 1) / 2
+	from := "etcd Pods"
+	if r.Etcd.MemberList != nil {
+		from = "etcd's member list"
+	}
+	up := r.Etcd.ReadyMembers
+	r.Etcd.Quorum, r.Etcd.ToleratesFailures = EtcdQuorum(n, up)
+	_, r.Etcd.ToleratesFailuresAllUp = EtcdQuorum(n, n)
 	switch {
 	case n < 3:
-		a.add(Error, "etcd.members", "", "etcd has %d member(s): quorum is %d, it tolerates no failure; HA needs 3 or 5", n, r.Etcd.Quorum)
+		a.add(Error, "etcd.members", "", "etcd has %d member(s) (%s): quorum is %d, it tolerates no failure; HA needs 3 or 5", n, from, r.Etcd.Quorum)
 	case n%2 == 0:
-		a.add(Warning, "etcd.members", "", "etcd has an even number of members (%d): quorum %d, tolerates %d failure(s), no more than %d members would; use an odd count",
-			n, r.Etcd.Quorum, r.Etcd.ToleratesFailures, n-1)
+		a.add(Warning, "etcd.members", "", "etcd has an even number of members (%d, %s): quorum %d, tolerates %d failure(s) with all members up, no more than %d members would; use an odd count",
+			n, from, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp, n-1)
 	default:
-		a.add(OK, "etcd.members", "", "etcd has %d members: quorum %d, tolerates %d failure(s)", n, r.Etcd.Quorum, r.Etcd.ToleratesFailures)
+		a.add(OK, "etcd.members", "", "etcd has %d members (%s): quorum %d, tolerates %d failure(s) with all members up", n, from, r.Etcd.Quorum, r.Etcd.ToleratesFailuresAllUp)
 	}
-	if r.Etcd.ReadyMembers < r.Etcd.Quorum {
-		a.add(Error, "etcd.quorum", "", "only %d of %d etcd members are Ready: quorum (%d) is lost", r.Etcd.ReadyMembers, n, r.Etcd.Quorum)
+	switch {
+	case up < r.Etcd.Quorum:
+		a.add(Error, "etcd.quorum", "", "only %d of %d etcd members are up: quorum (%d) is lost", up, n, r.Etcd.Quorum)
+	case up < n:
+		a.add(Warning, "etcd.quorum", "", "%d of %d etcd members are down: quorum %d still holds, but etcd tolerates only %d more failure(s) (%d with all members up)",
+			n-up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures, r.Etcd.ToleratesFailuresAllUp)
+	default:
+		a.add(OK, "etcd.quorum", "", "%d of %d etcd members up: quorum %d, tolerates %d more failure(s)", up, n, r.Etcd.Quorum, r.Etcd.ToleratesFailures)
 	}
+}
+
+// EtcdQuorum returns the quorum of an etcd cluster of members and how many
+// more members may fail, counted from the up members that are left: 0 when
+// quorum is already at its limit or lost.
+func EtcdQuorum(members, up int) (quorum, tolerates int) {
+	if members <= 0 {
+		return 0, 0
+	}
+	quorum = members/2 + 1
+	return quorum, max(0, min(up, members)-quorum)
 }
 
 func (a *analyzer) endpoint() {
@@ -721,6 +847,96 @@ func (a *analyzer) network() {
 	}
 }
 
+// CriticalDeployment names what a kube-system Deployment does for the
+// cluster's availability ("CoreDNS", "metrics-server", "Calico controller",
+// ...), or "" for other Deployments.
+func CriticalDeployment(d *appsv1.Deployment) string {
+	img := ""
+	if len(d.Spec.Template.Spec.Containers) > 0 {
+		img = d.Spec.Template.Spec.Containers[0].Image
+	}
+	switch {
+	case d.Name == "coredns" || d.Labels["k8s-app"] == "kube-dns":
+		return "CoreDNS"
+	case d.Name == "metrics-server" || d.Labels["k8s-app"] == "metrics-server":
+		return "metrics-server"
+	}
+	if c := cniFromDaemonSet(d.Name, img); c != "" {
+		return c + " controller"
+	}
+	return ""
+}
+
+// spread flags critical Deployments whose ready replicas all run on one
+// node: losing that node takes the add-on down although it has replicas.
+// kubeadm creates CoreDNS while the first control plane is the only node,
+// and its anti-affinity is only preferred, so both replicas stay there.
+func (a *analyzer) spread() {
+	s, r := a.s, a.r
+	nw := &r.Network
+	nw.CriticalDeployments = []DeploymentSpread{}
+	if _, failed := s.Errs[srcDeploymentPods]; failed {
+		return
+	}
+	schedulable := 0
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if !n.Spec.Unschedulable && nodeIsReady(n) {
+			schedulable++
+		}
+	}
+	for i := range s.Deployments {
+		d := &s.Deployments[i]
+		pods, ok := s.DeploymentPods[d.Name]
+		role := CriticalDeployment(d)
+		if !ok || role == "" {
+			continue
+		}
+		sp := DeploymentSpread{Namespace: d.Namespace, Name: d.Name, Role: role, Ready: d.Status.ReadyReplicas, Desired: 1, Nodes: []string{}}
+		if d.Spec.Replicas != nil {
+			sp.Desired = *d.Spec.Replicas
+		}
+		seen := map[string]bool{}
+		ready := 0
+		for j := range pods {
+			p := &pods[j]
+			if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || !podReady(p) {
+				continue
+			}
+			ready++
+			if !seen[p.Spec.NodeName] {
+				seen[p.Spec.NodeName] = true
+				sp.Nodes = append(sp.Nodes, p.Spec.NodeName)
+			}
+		}
+		sort.Strings(sp.Nodes)
+		nw.CriticalDeployments = append(nw.CriticalDeployments, sp)
+		subject := d.Namespace + "/" + d.Name
+		fix := fmt.Sprintf("kubectl -n %s rollout restart deploy/%s", d.Namespace, d.Name)
+		switch {
+		case ready < 2:
+		case len(sp.Nodes) == 1 && schedulable < 2:
+			a.add(Warning, "addon.single-node", subject, "all %d ready replicas of %s (%s) run on node %s: losing that node stops %s; once other nodes are Ready, spread them with `%s`",
+				ready, role, subject, sp.Nodes[0], role, fix)
+		case len(sp.Nodes) == 1:
+			a.add(Warning, "addon.single-node", subject, "all %d ready replicas of %s (%s) run on node %s: losing that node stops %s; spread them over the other nodes with `%s`",
+				ready, role, subject, sp.Nodes[0], role, fix)
+		default:
+			a.add(OK, "addon.single-node", subject, "the %d ready replicas of %s (%s) run on %d nodes (%s)", ready, role, subject, len(sp.Nodes), strings.Join(sp.Nodes, ", "))
+		}
+	}
+	sort.Slice(nw.CriticalDeployments, func(i, j int) bool { return nw.CriticalDeployments[i].Name < nw.CriticalDeployments[j].Name })
+}
+
+func nodeIsReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // onlyNode keeps the per-node rows and findings of one node.
 func (a *analyzer) onlyNode(name string) {
 	r := a.r
@@ -764,6 +980,14 @@ func (a *analyzer) verdict() {
 		}
 	}
 }
+
+// shortURLs drops the query of URLs in an error (an exec URL carries the
+// whole command line).
+func shortURLs(s string) string {
+	return urlQuery().ReplaceAllString(s, "$1?...")
+}
+
+var urlQuery = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(https?://[^\s?"]+)\?[^\s"]*`) })
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

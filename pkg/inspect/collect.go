@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,8 @@ type Source struct {
 	SkipDial    bool
 	// Requests returns the number of API requests made so far (may be nil).
 	Requests func() int64
+	// Etcd reads etcd's membership from etcd itself (nil: only from the etcd Pods).
+	Etcd EtcdReader
 }
 
 // NewSource prepares a client for inspection: protobuf where the API has it,
@@ -76,6 +79,7 @@ func NewSource(cfg *rest.Config) (*Source, error) {
 	rc := cs.Discovery().RESTClient()
 	return &Source{
 		Client:     cs,
+		Etcd:       &EtcdctlReader{Exec: NewPodExec(c, cs), Timeout: 5 * time.Second},
 		Server:     c.Host,
 		ServerName: c.TLSClientConfig.ServerName,
 		Requests:   n.Load,
@@ -121,15 +125,27 @@ type Snapshot struct {
 	Slices        []discoveryv1.EndpointSlice
 	DaemonSets    []appsv1.DaemonSet // all namespaces
 	Deployments   []appsv1.Deployment
-	DNSServices   []corev1.Service
+	// DeploymentPods are the Pods of the kube-system Deployments the cluster's
+	// availability rests on (CriticalDeployment) with 2 or more ready
+	// replicas, by Deployment name.
+	DeploymentPods map[string][]corev1.Pod
+	DNSServices    []corev1.Service
 	// MetricsAPIService is the raw JSON of the v1beta1.metrics.k8s.io APIService (nil: absent).
 	MetricsAPIService []byte
 	Readyz, Livez     *RawHealth
 	ServerCert        *Probe
 	EndpointCert      *Probe
-	Errs              map[string]error
-	Requests          int64
-	Duration          time.Duration
+	// EtcdMembership is etcd's own member list (Source.Etcd), nil when not
+	// read; EtcdErr why it could not be read.
+	EtcdMembership *EtcdMembership
+	EtcdErr        error
+	// APIServerCerts are the serving certificates read at each API server's
+	// own address (kube-apiserver Pods' advertise address, then addresses of
+	// the kubernetes EndpointSlice no Pod advertises), sorted by Target.
+	APIServerCerts []*Probe
+	Errs           map[string]error
+	Requests       int64
+	Duration       time.Duration
 }
 
 // RawHealth is the answer of a health endpoint.
@@ -144,6 +160,92 @@ type Probe struct {
 	Reachable bool
 	Err       error
 	Cert      *x509.Certificate
+	// Server is the node of the API server dialled (APIServerCerts; "" when
+	// only its address is known); Via says where its address came from.
+	Server string
+	Via    string
+}
+
+// Where the address of an API server came from (Certificate.Via).
+const (
+	ViaKubeconfig  = "kubeconfig"
+	ViaEndpoint    = "controlPlaneEndpoint"
+	ViaAdvertise   = "advertise-address" // the kube-apiserver Pod
+	ViaEndpointSet = "endpointslice"     // default/kubernetes, no Pod advertises it
+)
+
+// AdvertiseAnnotation is where kubeadm records the kube-apiserver Pod's advertise address:port.
+const AdvertiseAnnotation = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
+
+// apiServerTargets lists the address of each API server: from the
+// kube-apiserver Pods (kubeadm's annotation, else --advertise-address and
+// --secure-port, else the Pod's host IP), then the ready addresses of the
+// kubernetes EndpointSlice that no Pod advertises. Sorted, no duplicates.
+func apiServerTargets(pods []corev1.Pod, slices []discoveryv1.EndpointSlice) []*Probe {
+	seen := map[string]bool{}
+	var out []*Probe
+	add := func(target, server, via string) {
+		if target == "" || seen[target] {
+			return
+		}
+		seen[target] = true
+		out = append(out, &Probe{Target: target, Server: server, Via: via})
+	}
+	for i := range pods {
+		p := &pods[i]
+		if p.Labels["component"] != "kube-apiserver" || p.DeletionTimestamp != nil {
+			continue
+		}
+		add(advertiseEndpoint(p), p.Spec.NodeName, ViaAdvertise)
+	}
+	for _, sl := range slices {
+		port := "443"
+		for _, pt := range sl.Ports {
+			if pt.Port != nil {
+				port = fmt.Sprint(*pt.Port)
+			}
+		}
+		for _, ep := range sl.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			server := ""
+			if ep.NodeName != nil {
+				server = *ep.NodeName
+			}
+			for _, ad := range ep.Addresses {
+				add(net.JoinHostPort(ad, port), server, ViaEndpointSet)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	return out
+}
+
+// advertiseEndpoint is host:port where a kube-apiserver Pod serves.
+func advertiseEndpoint(p *corev1.Pod) string {
+	if ep := p.Annotations[AdvertiseAnnotation]; ep != "" {
+		h, port := splitHostPortDefault(ep, "6443")
+		return net.JoinHostPort(h, port)
+	}
+	host, port := "", "6443"
+	for _, c := range p.Spec.Containers {
+		for _, arg := range append(append([]string{}, c.Command...), c.Args...) {
+			if v, ok := strings.CutPrefix(arg, "--advertise-address="); ok {
+				host = v
+			}
+			if v, ok := strings.CutPrefix(arg, "--secure-port="); ok {
+				port = v
+			}
+		}
+	}
+	if host == "" {
+		host = p.Status.HostIP
+	}
+	if host == "" {
+		return ""
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Source names in Snapshot.Errs.
@@ -158,10 +260,12 @@ const (
 	srcSlices      = "endpointslices"
 	srcDaemonSets  = "daemonsets"
 	srcDeployments = "deployments"
-	srcServices    = "services"
-	srcAPIService  = "apiservices"
-	srcReadyz      = "/readyz"
-	srcLivez       = "/livez"
+	// srcDeploymentPods: the Pods of CoreDNS, metrics-server and the CNI's controllers.
+	srcDeploymentPods = "pods of kube-system Deployments"
+	srcServices       = "services"
+	srcAPIService     = "apiservices"
+	srcReadyz         = "/readyz"
+	srcLivez          = "/livez"
 )
 
 // Collect reads the cluster: a fixed set of requests (lists paginated by
@@ -196,13 +300,21 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 		}
 		s.Nodes = items
 	})
+	// The API servers' own addresses are known once the Pods and the
+	// EndpointSlice are read: their certificates are read right then.
+	var addrs sync.WaitGroup
+	addrs.Add(2)
 	run(func() {
+		defer addrs.Done()
 		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"}, cs.CoreV1().Pods(ks).List,
 			func(l *corev1.PodList) ([]corev1.Pod, string) { return l.Items, l.Continue })
 		if err != nil {
 			fail(srcPods, err)
 		}
 		s.Pods = items
+		if src.Etcd != nil && err == nil {
+			run(func() { s.EtcdMembership, s.EtcdErr = src.Etcd.ReadMembership(ctx, items) })
+		}
 	})
 	run(func() {
 		items, err := listAll(ctx, metav1.ListOptions{}, cs.CoordinationV1().Leases(ks).List,
@@ -236,6 +348,7 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 	run(func() { getCM(ks, "kube-proxy", srcKubeProxy, &s.KubeProxy) })
 	run(func() { getCM("kube-public", "cluster-info", srcClusterInfo, &s.ClusterInfo) })
 	run(func() {
+		defer addrs.Done()
 		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"},
 			cs.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List,
 			func(l *discoveryv1.EndpointSliceList) ([]discoveryv1.EndpointSlice, string) {
@@ -261,6 +374,36 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 			fail(srcDeployments, err)
 		}
 		s.Deployments = items
+		// Where do the replicas of the Deployments the cluster rests on run?
+		// One list per such Deployment (a handful, not per node), by its selector.
+		var pw sync.WaitGroup
+		for i := range items {
+			d := &items[i]
+			if CriticalDeployment(d) == "" || d.Spec.Selector == nil || d.Status.ReadyReplicas < 2 {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+			if err != nil || sel.Empty() {
+				continue
+			}
+			pw.Add(1)
+			go func() {
+				defer pw.Done()
+				pods, err := listAll(ctx, metav1.ListOptions{LabelSelector: sel.String()}, cs.CoreV1().Pods(ks).List,
+					func(l *corev1.PodList) ([]corev1.Pod, string) { return l.Items, l.Continue })
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					s.Errs[srcDeploymentPods] = err
+					return
+				}
+				if s.DeploymentPods == nil {
+					s.DeploymentPods = map[string][]corev1.Pod{}
+				}
+				s.DeploymentPods[d.Name] = pods
+			}()
+		}
+		pw.Wait()
 	})
 	run(func() {
 		items, err := listAll(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"}, cs.CoreV1().Services(ks).List,
@@ -295,6 +438,24 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 		}
 		run(func() { health("/readyz", srcReadyz, &s.Readyz) })
 		run(func() { health("/livez", srcLivez, &s.Livez) })
+	}
+	if !src.SkipDial {
+		run(func() {
+			addrs.Wait()
+			targets := apiServerTargets(s.Pods, s.Slices)
+			var dw sync.WaitGroup
+			for _, t := range targets {
+				dw.Add(1)
+				go func() {
+					defer dw.Done()
+					p := probeTLS(ctx, t.Target, "", src.DialTimeout)
+					p.Server, p.Via = t.Server, t.Via
+					*t = *p
+				}()
+			}
+			dw.Wait()
+			s.APIServerCerts = targets
+		})
 	}
 	if !src.SkipDial && src.Server != "" {
 		run(func() {

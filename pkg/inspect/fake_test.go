@@ -31,6 +31,8 @@ type fakeShape struct {
 	StaleLeases          bool
 	Workers              int
 	NoControlPlanePods   bool
+	// CoreDNSNodes are the nodes of the two ready CoreDNS Pods (default worker-1, worker-2).
+	CoreDNSNodes []string
 }
 
 const fakeVersion = "v1.37.2"
@@ -125,8 +127,9 @@ func fakeCluster(sh fakeShape) (*fake.Clientset, *Source) {
 		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-ds"},
 			Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Image: "ghcr.io/flannel-io/flannel:v0.26.1"}}}}}},
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "coredns", Labels: map[string]string{"k8s-app": "kube-dns"}},
-			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{Image: "registry.k8s.io/coredns/coredns:v1.12.0"}}}}},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Image: "registry.k8s.io/coredns/coredns:v1.12.0"}}}}},
 			Status: appsv1.DeploymentStatus{ReadyReplicas: 2}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns", Labels: map[string]string{"k8s-app": "kube-dns"}},
 			Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}},
@@ -135,6 +138,13 @@ func fakeCluster(sh fakeShape) (*fake.Clientset, *Source) {
 			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Port: ptr.To[int32](6443)}},
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.11"}}, {Addresses: []string{"10.0.0.12"}}, {Addresses: []string{"10.0.0.13"}}}},
 	)
+	dnsNodes := sh.CoreDNSNodes
+	if dnsNodes == nil {
+		dnsNodes = []string{"worker-1", "worker-2"}
+	}
+	for i, n := range dnsNodes {
+		objs = append(objs, addonPod(fmt.Sprintf("coredns-5d78c9869d-%d", i), map[string]string{"k8s-app": "kube-dns"}, n, true))
+	}
 	for _, l := range LeaderLeases {
 		renew := fakeNow.Add(-2 * time.Second)
 		if sh.StaleLeases {
@@ -171,5 +181,18 @@ func mirrorPod(comp, node string, created metav1.Time) *corev1.Pod {
 		Status: corev1.PodStatus{Phase: corev1.PodRunning,
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
 			ContainerStatuses: []corev1.ContainerStatus{{Name: comp, Ready: true, RestartCount: 1}}},
+	}
+}
+
+// addonPod is a Pod of a kube-system Deployment on node.
+func addonPod(name string, labels map[string]string, node string, ready bool) *corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name, Labels: labels},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "x"}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}},
 	}
 }

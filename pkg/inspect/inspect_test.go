@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -332,5 +333,19 @@ func TestCertificateAndEndpointFindings(t *testing.T) {
 	}
 	if r.Endpoint.Reachable == nil || !*r.Endpoint.Reachable || r.Verdict != Failing {
 		t.Errorf("endpoint %+v, verdict %s", r.Endpoint, r.Verdict)
+	}
+}
+
+// -o wide: the NODES header reads INTERNAL-IP, as in kubectl (issue 18).
+func TestWideHeaders(t *testing.T) {
+	r := analyzeFake(t, fakeShape{}, AnalyzeOptions{})
+	var buf bytes.Buffer
+	if err := Render(&buf, r, RenderOptions{Wide: true, Now: fakeNow}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !regexp.MustCompile(`(?m)^NAME +ROLES +READY +KUBELET +RUNTIME +SKEW +TAINTS +INTERNAL-IP$`).MatchString(out) ||
+		strings.Contains(out, "INTERNAL - IP") {
+		t.Errorf("wide headers:\n%s", out)
 	}
 }

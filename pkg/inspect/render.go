@@ -49,6 +49,17 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 			err = output.RenderTable(w, header, rows)
 		}
 	}
+	indented := func(header []string, rows [][]string) { // a table under a line, two spaces in
+		var b strings.Builder
+		if err == nil {
+			err = output.RenderTable(&b, header, rows)
+		}
+		for _, line := range strings.SplitAfter(b.String(), "\n") {
+			if line != "" {
+				p("  %s", line)
+			}
+		}
+	}
 
 	ver := r.Cluster.KubernetesVersion
 	if ver == "" {
@@ -132,9 +143,9 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 		if o.Wide {
 			var rows [][]string
 			for _, ck := range h.checks {
-				rows = append(rows, []string{"  " + ck.Name, yes(ck.OK, "ok", "failed"), ck.Message})
+				rows = append(rows, []string{ck.Name, yes(ck.OK, "ok", "failed"), ck.Message})
 			}
-			table([]string{"  CHECK", "STATUS", "MESSAGE"}, rows)
+			indented([]string{"CHECK", "STATUS", "MESSAGE"}, rows)
 		}
 	}
 	if r.APIServer.Registered == 0 {
@@ -142,16 +153,41 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	} else {
 		p("registered in EndpointSlice kubernetes: %d (%s)\n", r.APIServer.Registered, strings.Join(r.APIServer.Addresses, ", "))
 	}
-	for _, ct := range r.APIServer.Certificates {
-		if ct.Subject == "" && ct.Error != "" {
-			p("certificate of %s: %s\n", ct.Target, c.Yellow("not read: "+ct.Error))
-			continue
+	if len(r.APIServer.Certificates) > 0 {
+		p("serving certificates:\n")
+		var rows [][]string
+		for _, ct := range r.APIServer.Certificates {
+			server := orDash(ct.Server)
+			if ct.AnsweredBy != "" && ct.Server == "" {
+				server = "answered by " + ct.AnsweredBy
+			}
+			row := []string{ct.Via, ct.Target, server}
+			if ct.Subject == "" && ct.Error != "" {
+				row = append(row, "-", "-", "-", "-", c.Yellow("not read: "+firstLine(ct.Error)))
+			} else {
+				node := "-"
+				if ct.CoversNode != nil {
+					node = yes(*ct.CoversNode, "yes", "NO")
+				}
+				days := fmt.Sprint(ct.DaysLeft)
+				switch {
+				case ct.DaysLeft < 0 || ct.NotAfter.Before(now):
+					days = c.Red(days)
+				case ct.DaysLeft < CertWarnDays:
+					days = c.Yellow(days)
+				}
+				row = append(row, days, ct.NotAfter.Format(time.DateOnly), yes(ct.CoversEndpoint, "yes", "NO"), node, "")
+			}
+			if o.Wide && len(ct.DNSNames)+len(ct.IPAddresses) > 0 {
+				row[len(row)-1] = "DNS " + strings.Join(ct.DNSNames, ",") + "; IP " + strings.Join(ct.IPAddresses, ",")
+			}
+			rows = append(rows, row)
 		}
-		p("certificate of %s: %d days left (until %s), endpoint in SANs: %s\n", ct.Target, ct.DaysLeft,
-			ct.NotAfter.Format(time.DateOnly), yes(ct.CoversEndpoint, "yes", "NO"))
+		last := "NOTE"
 		if o.Wide {
-			p("  SANs: DNS %s; IP %s\n", strings.Join(ct.DNSNames, ","), strings.Join(ct.IPAddresses, ","))
+			last = "SANS"
 		}
+		indented([]string{"VIA", "ADDRESS", "SERVER", "DAYS LEFT", "EXPIRES", "ENDPOINT IN SANS", "OWN ADDRESS IN SANS", last}, rows)
 	}
 
 	section("ETCD")
@@ -161,8 +197,40 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	case e.Members == 0:
 		p("members: not visible\n")
 	default:
-		p("members: %d (%d ready) on %s; quorum %d, tolerates %d failure(s)\n", e.Members, e.ReadyMembers,
-			strings.Join(e.MemberNodes, ", "), e.Quorum, e.ToleratesFailures)
+		more, ready := "", "ready"
+		if e.ReadyMembers < e.Members {
+			more = " more"
+		}
+		if e.MemberList != nil {
+			ready = "healthy"
+		}
+		p("members: %d (%d %s) on %s; quorum %d, tolerates %d%s failure(s)", e.Members, e.ReadyMembers, ready,
+			strings.Join(e.MemberNodes, ", "), e.Quorum, e.ToleratesFailures, more)
+		if e.ToleratesFailuresAllUp != e.ToleratesFailures {
+			p(" (%d with all members up)", e.ToleratesFailuresAllUp)
+		}
+		p("\n")
+		if e.Source != "" {
+			p("read from: %s\n", e.Source)
+		}
+		if len(e.MemberList) > 0 {
+			var rows [][]string
+			for _, m := range e.MemberList {
+				health := "-"
+				if m.Healthy != nil {
+					health = yes(*m.Healthy, "healthy", "UNHEALTHY")
+				}
+				if m.Stale {
+					health = c.Red("STALE")
+				}
+				role := "voter"
+				if m.Learner {
+					role = "learner"
+				}
+				rows = append(rows, []string{m.ID, orDash(m.Name), strings.Join(m.PeerURLs, ","), role, health, orDash(m.Node), orDash(m.Pod)})
+			}
+			indented([]string{"ID", "NAME", "PEER URLS", "ROLE", "HEALTH", "NODE", "POD"}, rows)
+		}
 	}
 
 	section("HA ENDPOINT")
@@ -233,8 +301,18 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	if nw.CoreDNS.Present {
 		dns = strings.TrimSpace(nw.CoreDNS.Version + " " + nw.CoreDNS.Status)
 	}
+	for _, sp := range nw.CriticalDeployments {
+		if sp.Role == "CoreDNS" && len(sp.Nodes) > 0 {
+			dns += ", on " + spreadNodes(c, sp.Nodes)
+		}
+	}
 	p("CoreDNS: %s\n", dns)
 	p("metrics-server: %s\n", orDash(nw.MetricsServer.Status))
+	for _, sp := range nw.CriticalDeployments {
+		if sp.Role != "CoreDNS" && (o.Wide || len(sp.Nodes) == 1) {
+			p("%s %s/%s: %d/%d ready, on %s\n", sp.Role, sp.Namespace, sp.Name, sp.Ready, sp.Desired, spreadNodes(c, sp.Nodes))
+		}
+	}
 
 	section("FINDINGS")
 	var frows [][]string
@@ -273,6 +351,14 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 	}
 	p("\n")
 	return err
+}
+
+// spreadNodes lists the nodes replicas run on; one node is a warning.
+func spreadNodes(c output.Colorer, nodes []string) string {
+	if len(nodes) == 1 {
+		return c.Yellow(nodes[0] + " only")
+	}
+	return strings.Join(nodes, ", ")
 }
 
 func orDash(s string) string {

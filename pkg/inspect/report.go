@@ -115,8 +115,17 @@ type APIServerInfo struct {
 }
 
 // Certificate is the serving certificate seen when TLS-dialling Target.
+// Via says why Target was dialled: "kubeconfig" (the server of your
+// kubeconfig), "controlPlaneEndpoint" (the VIP or load balancer), or one API
+// server's own address ("advertise-address" of its Pod, "endpointslice").
+// Server names the API server's node; AnsweredBy, for the kubeconfig and
+// the endpoint rows, the API server whose certificate came back (the same
+// SHA-256 as the one read at its own address; "" when none matched).
 type Certificate struct {
 	Target         string    `json:"target"`
+	Via            string    `json:"via"`
+	Server         string    `json:"server,omitempty"`
+	AnsweredBy     string    `json:"answeredBy,omitempty"`
 	Reachable      bool      `json:"reachable"`
 	Error          string    `json:"error,omitempty"`
 	Subject        string    `json:"subject,omitempty"`
@@ -124,19 +133,32 @@ type Certificate struct {
 	DaysLeft       int       `json:"daysLeft"`
 	DNSNames       []string  `json:"dnsNames,omitempty"`
 	IPAddresses    []string  `json:"ipAddresses,omitempty"`
+	SHA256         string    `json:"sha256,omitempty"`
 	CoversEndpoint bool      `json:"coversEndpoint"`
+	// CoversNode: the SANs include the address the server was dialled at
+	// (its advertise address); only for rows of one API server.
+	CoversNode *bool `json:"coversNode,omitempty"`
 }
 
 // EtcdInfo describes the etcd cluster as far as the API shows it: stacked
 // members are the etcd static pods on the control-plane nodes.
+// ToleratesFailures counts from the members that are up (1 of 3 down: 0);
+// ToleratesFailuresAllUp is what the member count allows when all are up.
 type EtcdInfo struct {
-	External          bool     `json:"external"`
-	ExternalEndpoints []string `json:"externalEndpoints,omitempty"`
-	Members           int      `json:"members"`
-	ReadyMembers      int      `json:"readyMembers"`
-	Quorum            int      `json:"quorum"`
-	ToleratesFailures int      `json:"toleratesFailures"`
-	MemberNodes       []string `json:"memberNodes"`
+	External               bool     `json:"external"`
+	ExternalEndpoints      []string `json:"externalEndpoints,omitempty"`
+	Members                int      `json:"members"`
+	ReadyMembers           int      `json:"readyMembers"`
+	Quorum                 int      `json:"quorum"`
+	ToleratesFailures      int      `json:"toleratesFailures"`
+	ToleratesFailuresAllUp int      `json:"toleratesFailuresAllUp"`
+	MemberNodes            []string `json:"memberNodes"`
+	// Source says where the members were read: etcd itself ("etcdctl in
+	// kube-system/etcd-cp-1 (pods/exec)") or "etcd static Pods" (a guess:
+	// a stale member is invisible there).
+	Source string `json:"source,omitempty"`
+	// MemberList is etcd's own member list, when it could be read.
+	MemberList []EtcdMember `json:"memberList,omitempty"`
 }
 
 // EndpointInfo is the HA endpoint (kubeadm's controlPlaneEndpoint).
@@ -181,6 +203,20 @@ type NetworkInfo struct {
 	CNI               []string   `json:"cni"`
 	CoreDNS           AddonState `json:"coreDNS"`
 	MetricsServer     AddonState `json:"metricsServer"`
+	// CriticalDeployments are the kube-system Deployments the cluster's
+	// availability rests on (CoreDNS, metrics-server, the CNI's controllers)
+	// with 2 or more ready replicas, and the nodes those replicas run on.
+	CriticalDeployments []DeploymentSpread `json:"criticalDeployments"`
+}
+
+// DeploymentSpread is where the ready replicas of a Deployment run.
+type DeploymentSpread struct {
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	Ready     int32    `json:"ready"`
+	Desired   int32    `json:"desired"`
+	Nodes     []string `json:"nodes"` // distinct nodes of the ready replicas, sorted
 }
 
 // AddonState is whether an add-on is there and working.

@@ -77,7 +77,9 @@ func Print(w io.Writer, f Format, v any) error {
 }
 
 // NewTable returns a kubectl-like borderless table: upper-case headers, columns
-// separated by three spaces, no lines.
+// separated by three spaces, no lines. Headers are upper-cased here and
+// otherwise printed as given: tablewriter's header auto-format would also
+// split words at '-', '_' and '.' ("INTERNAL-IP" became "INTERNAL - IP").
 func NewTable(w io.Writer, header ...string) *tablewriter.Table {
 	t := tablewriter.NewTable(&trimWriter{w: w},
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
@@ -91,13 +93,13 @@ func NewTable(w io.Writer, header ...string) *tablewriter.Table {
 		tablewriter.WithHeaderAlignment(tw.AlignLeft),
 		tablewriter.WithRowAlignment(tw.AlignLeft),
 		tablewriter.WithPadding(tw.Padding{Left: "", Right: "   ", Overwrite: true}),
-		tablewriter.WithHeaderAutoFormat(tw.On),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
 		tablewriter.WithRowAutoWrap(tw.WrapNone),
 	)
 	if len(header) > 0 {
 		h := make([]any, len(header))
 		for i, s := range header {
-			h[i] = s
+			h[i] = strings.ToUpper(s)
 		}
 		t.Header(h...)
 	}

@@ -272,3 +272,17 @@ func TestTableHasNoTrailingBlanks(t *testing.T) {
 		t.Fatalf("table:\n%q\nwant\n%q", buf.String(), want)
 	}
 }
+
+// Headers are upper-cased and otherwise printed as given: tablewriter's
+// auto-format used to print "INTERNAL-IP" as "INTERNAL - IP" (issue 18).
+func TestHeadersKeepPunctuation(t *testing.T) {
+	var b bytes.Buffer
+	if err := RenderTable(&b, []string{"name", "INTERNAL-IP", "NOMINATED_NODE", "api.group", "DAYS LEFT"},
+		[][]string{{"cp-1", "10.0.0.11", "<none>", "apps", "300"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := "NAME   INTERNAL-IP   NOMINATED_NODE   API.GROUP   DAYS LEFT\ncp-1   10.0.0.11     <none>           apps        300\n"
+	if b.String() != want {
+		t.Errorf("table:\n%q\nwant:\n%q", b.String(), want)
+	}
+}

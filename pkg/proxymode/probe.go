@@ -104,6 +104,13 @@ func Probe(ctx context.Context, c kubernetes.Interface, nodes []string, o ProbeO
 				}
 				continue
 			}
+			if why, failed := ImagePullFailure(p); failed {
+				// The node cannot pull the image: it will not get better by waiting.
+				results[i].Error = why
+				done[i] = true
+				remaining--
+				continue
+			}
 			if p.Status.Phase == corev1.PodPending {
 				results[i].Error = "pending: " + pendingWhy(p)
 				continue
@@ -151,6 +158,62 @@ func Probe(ctx context.Context, c kubernetes.Interface, nodes []string, o ProbeO
 		}
 	}
 	return results, nil
+}
+
+// pullFailures are the container waiting reasons of an image the node
+// cannot pull or run (kubelet's images.ErrImagePull, ImagePullBackOff, ...).
+var pullFailures = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"ErrImageNeverPull": true, "RegistryUnavailable": true, "ErrImageInspect": true}
+
+// ImagePullFailure reports whether a Pod's container waits on an image its
+// node cannot pull, and why: "image probe.example/x:1 cannot be pulled:
+// ErrImagePull: <kubelet's message>".
+func ImagePullFailure(p *corev1.Pod) (string, bool) {
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		w := cs.State.Waiting
+		if w == nil || !pullFailures[w.Reason] {
+			continue
+		}
+		img := cs.Image
+		for _, c := range p.Spec.Containers {
+			if c.Name == cs.Name {
+				img = c.Image
+			}
+		}
+		msg := fmt.Sprintf("image %s cannot be pulled: %s", img, w.Reason)
+		if m := firstLine(w.Message); m != "" {
+			msg += ": " + m
+		}
+		return msg, true
+	}
+	return "", false
+}
+
+// Unanswered returns how many nodes' probes gave no mode and the reasons,
+// each once with its nodes: "image x cannot be pulled: ErrImagePull (cp-1, cp-2)".
+func Unanswered(res []ProbeResult) (int, []string) {
+	var reasons []string
+	nodes := map[string][]string{}
+	n := 0
+	for _, r := range res {
+		if r.Mode != "" {
+			continue
+		}
+		n++
+		why := r.Error
+		if why == "" {
+			why = "no answer"
+		}
+		if _, ok := nodes[why]; !ok {
+			reasons = append(reasons, why)
+		}
+		nodes[why] = append(nodes[why], r.Node)
+	}
+	out := make([]string, len(reasons))
+	for i, why := range reasons {
+		out[i] = why + " (" + strings.Join(nodes[why], ", ") + ")"
+	}
+	return n, out
 }
 
 func isMode(s string) bool {

@@ -38,6 +38,9 @@ const (
 	CodeLoadBalancerPending    = "loadbalancer-pending"
 	CodeExternalNameIsIP       = "externalname-is-ip"
 	CodeNoSelector             = "no-selector"
+	// default/kubernetes: the API servers register their own endpoints.
+	CodeAPIServerEndpoints        = "apiserver-endpoints"
+	CodeAPIServerEndpointsMissing = "apiserver-endpoints-missing"
 )
 
 // DefaultNodePortRange is kube-apiserver's --service-node-port-range default.
@@ -152,6 +155,16 @@ type Report struct {
 	// Paths says in words how traffic reaches the Service, one line per way in.
 	Paths    []string  `json:"paths"`
 	Findings []Finding `json:"findings"`
+	// APIServers is set for default/kubernetes, whose endpoints the API
+	// servers register themselves.
+	APIServers *APIServerEndpoints `json:"apiServers,omitempty"`
+}
+
+// APIServerEndpoints compares the API servers registered as endpoints of
+// default/kubernetes with the kube-apiserver Pods (Pods -1: not visible).
+type APIServerEndpoints struct {
+	Registered int `json:"registered"`
+	Pods       int `json:"pods"`
 }
 
 // Worst returns the most severe finding level ("" when there is none).
@@ -176,6 +189,7 @@ type cluster struct {
 	nodes        []corev1.Node
 	portRange    PortRange
 	rangeSource  string
+	apiServers   int    // kube-apiserver Pods in kube-system, -1 when they cannot be listed
 	lbController string // a load-balancer controller found, "" if none
 	bareMetal    bool
 	cache        map[string]*nsCache
@@ -292,8 +306,13 @@ func readCluster(ctx context.Context, c kubernetes.Interface, o Options) (*clust
 			}
 		}
 	}
+	cl.apiServers = -1
 	if pods, err := c.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "component=kube-apiserver"}); err == nil {
+		cl.apiServers = 0
 		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil {
+				cl.apiServers++
+			}
 			if v := cmdline.PodFlag(&p.Spec, "--service-node-port-range"); v != "" {
 				if r, err := ParsePortRange(v); err == nil {
 					cl.portRange, cl.rangeSource = r, "kube-apiserver flag on "+p.Name
@@ -522,6 +541,10 @@ func explainOne(ctx context.Context, c kubernetes.Interface, cl *cluster, s *cor
 	}
 
 	// Selector checks.
+	if len(s.Spec.Selector) == 0 && s.Namespace == metav1.NamespaceDefault && s.Name == "kubernetes" {
+		apiServerEndpoints(r, cl, len(ready), add)
+		return r, nil
+	}
 	if len(s.Spec.Selector) == 0 {
 		add(SeverityInfo, CodeNoSelector, "no selector: endpoints come from EndpointSlices you manage yourself (%d ready)", len(ready))
 		if len(ready) == 0 {
@@ -553,6 +576,31 @@ func explainOne(ctx context.Context, c kubernetes.Interface, cl *cluster, s *cor
 		}
 	}
 	return r, nil
+}
+
+// apiServerEndpoints explains default/kubernetes: no selector, and nobody
+// manages its EndpointSlice by hand: each kube-apiserver registers its own
+// advertise address (the "lease" endpoint reconciler, renewed every 10s, so
+// a stopped API server drops out after its lease expires).
+func apiServerEndpoints(r *Report, cl *cluster, registered int, add func(sev, code, format string, args ...any)) {
+	r.APIServers = &APIServerEndpoints{Registered: registered, Pods: cl.apiServers}
+	pods := fmt.Sprintf("%d kube-apiserver Pod(s) exist in kube-system", cl.apiServers)
+	if cl.apiServers < 0 {
+		pods = "the kube-apiserver Pods cannot be listed"
+	} else if cl.apiServers == 0 {
+		pods = "no kube-apiserver Pod is visible in kube-system (a managed control plane, or not kubeadm)"
+	}
+	switch {
+	case registered == 0:
+		add(SeverityWarning, CodeAPIServerEndpointsMissing,
+			"the built-in kubernetes Service: the API servers register its endpoints themselves, and none is registered (%s): in-cluster clients cannot reach the API; is --endpoint-reconciler-type none, or no API server running?", pods)
+	case cl.apiServers > registered:
+		add(SeverityWarning, CodeAPIServerEndpointsMissing,
+			"the built-in kubernetes Service: the API servers register its endpoints themselves; %d registered, %s: an API server is down or not registering (check its --advertise-address and --endpoint-reconciler-type)", registered, pods)
+	default:
+		add(SeverityInfo, CodeAPIServerEndpoints,
+			"the built-in kubernetes Service: the API servers register its endpoints themselves (the endpoint reconciler, not a selector and not you); %d registered, %s", registered, pods)
+	}
 }
 
 func orPort(p Port) string {

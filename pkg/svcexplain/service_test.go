@@ -267,3 +267,74 @@ func BenchmarkExplainAllNamespaces(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(c.Actions())), "requests/op")
 }
+
+// default/kubernetes: its endpoints are registered by the API servers, never
+// "EndpointSlices you manage yourself"; registered against kube-apiserver Pods.
+func TestKubernetesServiceRegisteredByAPIServers(t *testing.T) {
+	kube := func() *corev1.Service {
+		s := svc("default", "kubernetes", corev1.ServiceTypeClusterIP, nil, corev1.ServicePort{Name: "https", Port: 443, TargetPort: intstr.FromInt32(6443), Protocol: corev1.ProtocolTCP})
+		s.Spec.ClusterIP, s.Spec.ClusterIPs = "10.96.0.1", []string{"10.96.0.1"}
+		return s
+	}
+	apiPod := func(n string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-apiserver-" + n, Labels: map[string]string{"component": "kube-apiserver"}}}
+	}
+	apiEP := func(ip string) discoveryv1.Endpoint {
+		ready := true
+		return discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}
+	}
+	for _, c := range []struct {
+		name       string
+		registered []string
+		pods       []string
+		code, sev  string
+		text       string
+	}{
+		{"all registered", []string{"10.0.0.11", "10.0.0.12", "10.0.0.13"}, []string{"cp-1", "cp-2", "cp-3"}, CodeAPIServerEndpoints, SeverityInfo,
+			"the API servers register its endpoints themselves (the endpoint reconciler, not a selector and not you); 3 registered, 3 kube-apiserver Pod(s) exist"},
+		{"one missing", []string{"10.0.0.11", "10.0.0.12"}, []string{"cp-1", "cp-2", "cp-3"}, CodeAPIServerEndpointsMissing, SeverityWarning,
+			"2 registered, 3 kube-apiserver Pod(s) exist in kube-system: an API server is down or not registering"},
+		{"none", nil, []string{"cp-1"}, CodeAPIServerEndpointsMissing, SeverityWarning, "none is registered (1 kube-apiserver Pod(s) exist"},
+		{"managed", []string{"34.1.2.3"}, nil, CodeAPIServerEndpoints, SeverityInfo, "1 registered, no kube-apiserver Pod is visible"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			objs := []runtime.Object{kube()}
+			for _, p := range c.pods {
+				objs = append(objs, apiPod(p))
+			}
+			if c.registered != nil {
+				var eps []discoveryv1.Endpoint
+				for _, ip := range c.registered {
+					eps = append(eps, apiEP(ip))
+				}
+				objs = append(objs, slice("default", "kubernetes", 6443, eps...))
+			}
+			reps, err := Explain(context.Background(), fake.NewClientset(objs...), Options{Namespace: "default", Names: []string{"kubernetes"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := reps[0]
+			if has(r, CodeNoSelector) {
+				t.Errorf("kubernetes called a Service whose endpoints you manage: %+v", r.Findings)
+			}
+			var f *Finding
+			for i := range r.Findings {
+				if r.Findings[i].Code == c.code {
+					f = &r.Findings[i]
+				}
+			}
+			if f == nil || f.Severity != c.sev || !strings.Contains(f.Message, c.text) {
+				t.Errorf("finding %+v, want %s %s with %q; all %+v", f, c.sev, c.code, c.text, r.Findings)
+			}
+			if r.APIServers == nil || r.APIServers.Registered != len(c.registered) || r.APIServers.Pods != len(c.pods) {
+				t.Errorf("apiServers %+v", r.APIServers)
+			}
+		})
+	}
+	// Another Service without selector is still yours.
+	objs := []runtime.Object{svc("default", "external-db", corev1.ServiceTypeClusterIP, nil, corev1.ServicePort{Port: 5432, Protocol: corev1.ProtocolTCP})}
+	reps, err := Explain(context.Background(), fake.NewClientset(objs...), Options{Namespace: "default", Names: []string{"external-db"}})
+	if err != nil || !has(reps[0], CodeNoSelector) || reps[0].APIServers != nil {
+		t.Errorf("external-db: %v %+v", err, reps)
+	}
+}

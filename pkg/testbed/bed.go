@@ -305,8 +305,15 @@ func (b *Bed) startComponents(ctx context.Context) error {
 		return err
 	}
 	b.kubeletPort = ports[0]
-	kwok, err := b.run("kwok", "--kubeconfig", kwokConf,
-		"--config", filepath.Join(b.Bin, "kwok-stages.yaml"),
+	// `kubectl exec` into the etcd container of a kube-system Pod on a kwok
+	// node runs the command here, looked up on ExecDir only (SetExecProgram):
+	// kwok's PATH is that folder, so nothing of the host can be exec'ed.
+	execConf, err := b.kwokExecConfig()
+	if err != nil {
+		return err
+	}
+	kwok, err := b.runEnv("kwok", []string{"PATH=" + b.ExecDir()}, "--kubeconfig", kwokConf,
+		"--config", filepath.Join(b.Bin, "kwok-stages.yaml"), "--config", execConf,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", KwokAnnotation+"=fake",
 		"--node-lease-duration-seconds", "40", "--cidr", PodSubnet,
 		"--node-port", strconv.Itoa(b.kubeletPort), "--server-address", "127.0.0.1:"+strconv.Itoa(b.kubeletPort),
@@ -346,7 +353,11 @@ func kubeletIPs() []net.IP {
 }
 
 func (b *Bed) run(name string, args ...string) (*proc, error) {
-	p, err := startProc(b.Dir, name, filepath.Join(b.Bin, name), args...)
+	return b.runEnv(name, nil, args...)
+}
+
+func (b *Bed) runEnv(name string, env []string, args ...string) (*proc, error) {
+	p, err := startProcEnv(b.Dir, name, filepath.Join(b.Bin, name), env, args...)
 	if err != nil {
 		return nil, err
 	}

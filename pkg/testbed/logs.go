@@ -142,3 +142,47 @@ func (b *Bed) SetPodLogs(ctx context.Context, namespace, podName, container stri
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// ExecDir is the only place where the programs that exec into kwok Pods
+// run are looked up (kwok's PATH); they run with a usual PATH.
+func (b *Bed) ExecDir() string { return filepath.Join(b.Dir, "exec-bin") }
+
+// kwokExecConfig writes the kwok ClusterExec that runs `exec` into the etcd
+// container of kube-system Pods (the etcd static Pods of the HA shape) as a
+// local process in the bed's directory.
+func (b *Bed) kwokExecConfig() (string, error) {
+	if err := os.MkdirAll(b.ExecDir(), 0o755); err != nil {
+		return "", err
+	}
+	conf := `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata:
+  name: hacluster-testbed-etcd
+spec:
+  selector:
+    matchNamespaces: [kube-system]
+  execs:
+  - containers: [etcd]
+    local:
+      workDir: ` + b.Dir + `
+      envs:
+      - name: PATH
+        value: /usr/local/bin:/usr/bin:/bin
+`
+	path := filepath.Join(b.Dir, "kwok-exec.yaml")
+	return path, fileutil.WriteAtomic(path, []byte(conf), 0o644)
+}
+
+// SetExecProgram installs an executable script as name on ExecDir: with
+// Components on, `kubectl exec POD -c etcd -- name ARGS` into a kube-system
+// Pod on a kwok node runs it with ARGS (stdout and stderr come back through
+// the API server, the exit code too). Nothing else can be exec'ed into.
+func (b *Bed) SetExecProgram(name, script string) error {
+	if b.kubeletPort == 0 {
+		return fmt.Errorf("SetExecProgram needs a bed started with Options{Components: true} (kwok serves exec)")
+	}
+	if strings.ContainsRune(name, os.PathSeparator) {
+		return fmt.Errorf("SetExecProgram: %q is not a plain program name", name)
+	}
+	return fileutil.WriteAtomic(filepath.Join(b.ExecDir(), name), []byte(script), 0o755)
+}

@@ -62,6 +62,12 @@ type Shape struct {
 	// StaleLeases makes the kube-system leader Leases 10 minutes old (needs
 	// Components off: the real controller-manager and scheduler renew theirs).
 	StaleLeases bool
+	// CoreDNSOnNode puts both CoreDNS replicas on this node, as kubeadm leaves
+	// them when it created CoreDNS while the first control plane was the only
+	// node (its anti-affinity is only preferred). With Components the other
+	// nodes are cordoned while the scheduler places them, then uncordoned: the
+	// Deployment is unchanged and `kubectl rollout restart` spreads it.
+	CoreDNSOnNode string
 }
 
 // NodeInfo is one node of the shape.
@@ -230,6 +236,15 @@ func (b *Bed) planShape(s *Shape) ([]*shapeNode, error) {
 			return nil, err
 		}
 		n.Ready = false
+	}
+	if s.CoreDNSOnNode != "" {
+		n, err := check("CoreDNSOnNode", s.CoreDNSOnNode)
+		if err != nil {
+			return nil, err
+		}
+		if !n.Ready {
+			return nil, fmt.Errorf("shape: CoreDNSOnNode %s is also NotReady", n.Name)
+		}
 	}
 	return nodes, nil
 }
@@ -827,9 +842,30 @@ func (a *applier) coreDNS(ctx context.Context) error {
 		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl,
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: ptr(intstr.FromInt32(1))}}},
 	}
+	var cordoned []string
+	if a.kwok && a.s.CoreDNSOnNode != "" {
+		for _, n := range a.nodes {
+			if n.Name != a.s.CoreDNSOnNode {
+				if err := a.setUnschedulable(ctx, n.Name, true); err != nil {
+					return err
+				}
+				cordoned = append(cordoned, n.Name)
+			}
+		}
+	}
 	created, err := cs.AppsV1().Deployments("kube-system").Create(ctx, dep, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("deployment coredns: %w", err)
+	}
+	if len(cordoned) > 0 {
+		if err := a.waitBound(ctx, labels, int(replicas)); err != nil {
+			return err
+		}
+		for _, name := range cordoned {
+			if err := a.setUnschedulable(ctx, name, false); err != nil {
+				return err
+			}
+		}
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: "kube-system",
@@ -849,7 +885,7 @@ func (a *applier) coreDNS(ctx context.Context) error {
 	// Without the controllers: two Running pods on the workers (or control planes).
 	var hosts []*shapeNode
 	for _, n := range a.nodes {
-		if !n.ControlPlane && n.Ready {
+		if a.s.CoreDNSOnNode != "" && n.Name == a.s.CoreDNSOnNode || a.s.CoreDNSOnNode == "" && !n.ControlPlane && n.Ready {
 			hosts = append(hosts, n)
 		}
 	}
@@ -884,6 +920,44 @@ func (a *applier) coreDNS(ctx context.Context) error {
 		return fmt.Errorf("deployment coredns status: %w", err)
 	}
 	return nil
+}
+
+// setUnschedulable cordons or uncordons a node, like `kubectl cordon`.
+func (a *applier) setUnschedulable(ctx context.Context, name string, on bool) error {
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, on)
+	if _, err := a.b.Client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("cordon node %s (%t): %w", name, on, err)
+	}
+	return nil
+}
+
+// waitBound waits until n kube-system Pods with labels are bound to a node.
+func (a *applier) waitBound(ctx context.Context, labels map[string]string, n int) error {
+	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: labels})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pods, err := a.b.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return err
+		}
+		bound := 0
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != "" {
+				bound++
+			}
+		}
+		if bound >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d pods %s scheduled after 60s", bound, n, sel)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // leaderLeases: with the components running they hold the real ones; without,

@@ -284,6 +284,8 @@ func TestShapeValidation(t *testing.T) {
 		{NotReady: []string{"worker-3"}},
 		{ControlPlaneEndpoint: "no-port"},
 		{ControlPlanes: 12},
+		{CoreDNSOnNode: "worker-7"},
+		{CoreDNSOnNode: "cp-1", NotReady: []string{"cp-1"}},
 	} {
 		if _, err := b.planShape(&s); err == nil {
 			t.Errorf("planShape(%+v) accepted", s)

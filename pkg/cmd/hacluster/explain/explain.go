@@ -19,19 +19,49 @@ import (
 	"github.com/hacluster/hacluster/pkg/svcexplain"
 )
 
-// NewCmd builds `kubectl hacluster explain`.
+// NewCmd builds `kubectl hacluster explain`. The listing flags of `explain
+// service` (--all, -A, -o, --node-port-range) also work on `explain` itself:
+// `explain --all -A` is `explain service --all -A`.
 func NewCmd(f *factory.Factory) *cobra.Command {
+	o := &ServiceOptions{f: f, Out: f.Out}
 	cmd := &cobra.Command{
-		Use:   "explain",
+		Use:   "explain [--all | -A]",
 		Short: "Explain Service types, live Services and kube-proxy modes",
 		Long: `Explain how Kubernetes networking works, answered for your own cluster.
 
   service-types   ClusterIP, headless, NodePort, LoadBalancer, ExternalName
   service NAME    how traffic reaches a live Service, and its mistakes
-  proxy-modes     kube-proxy iptables vs IPVS vs nftables`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+  proxy-modes     kube-proxy iptables vs IPVS vs nftables
+
+explain --all (every Service in the namespace) and explain -A (in every
+namespace) are short for explain service --all and explain service -A.`,
+		Example: `  kubectl hacluster explain service web -n shop
+  kubectl hacluster explain -A
+  kubectl hacluster explain --all -n kube-system -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			return fmt.Errorf("unknown topic %q for %q: the topics are service-types, service NAME and proxy-modes; for a Service type `%s service %s`",
+				args[0], cmd.CommandPath(), cmd.CommandPath(), args[0])
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !o.All && !o.AllNamespaces {
+				if cmd.Flags().Changed("output") || cmd.Flags().Changed("node-port-range") {
+					return fmt.Errorf("-o and --node-port-range on %q need --all or -A (or use `%s service NAME`)", cmd.CommandPath(), cmd.CommandPath())
+				}
+				return cmd.Help()
+			}
+			if err := o.Complete(nil); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
 	}
+	addServiceFlags(cmd, o)
 	cmd.AddCommand(newTypesCmd(f), newServiceCmd(f), newProxyModesCmd(f))
 	return cmd
 }
@@ -137,11 +167,16 @@ cluster's range.`,
 			return o.Run(cmd.Context())
 		},
 	}
+	addServiceFlags(cmd, o)
+	return cmd
+}
+
+// addServiceFlags adds the flags that choose and print Services.
+func addServiceFlags(cmd *cobra.Command, o *ServiceOptions) {
 	cmd.Flags().BoolVar(&o.All, "all", false, "Explain every Service in the namespace")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "Explain every Service in every namespace")
 	cmd.Flags().StringVar(&o.NodePortRange, "node-port-range", "", "The cluster's node-port range FROM-TO (default: read from the kube-apiserver Pods, else 30000-32767)")
 	cmdutil.AddOutputFlag(cmd, &o.Output, output.Table, output.JSON, output.YAML)
-	return cmd
 }
 
 func completeServices(f *factory.Factory, prefix string) []string {
@@ -279,7 +314,16 @@ func PrintService(w io.Writer, r *svcexplain.Report) error {
 		}
 	}
 	if r.Type != "ExternalName" {
-		fmt.Fprintf(w, "  endpoints: %d ready, %d not ready (%d Pod(s) match the selector)\n", len(r.Endpoints.Ready), len(r.Endpoints.NotReady), r.MatchingPods)
+		from := fmt.Sprintf("%d Pod(s) match the selector", r.MatchingPods)
+		switch {
+		case r.APIServers != nil && r.APIServers.Pods >= 0:
+			from = fmt.Sprintf("registered by the API servers themselves: %d registered, %d kube-apiserver Pod(s)", r.APIServers.Registered, r.APIServers.Pods)
+		case r.APIServers != nil:
+			from = fmt.Sprintf("registered by the API servers themselves: %d registered", r.APIServers.Registered)
+		case len(r.Selector) == 0:
+			from = "no selector: from EndpointSlices you manage"
+		}
+		fmt.Fprintf(w, "  endpoints: %d ready, %d not ready (%s)\n", len(r.Endpoints.Ready), len(r.Endpoints.NotReady), from)
 		for _, e := range r.Endpoints.Ready {
 			fmt.Fprintf(w, "    %s %s\n", c.Green("ready    "), describeEndpoint(e))
 		}

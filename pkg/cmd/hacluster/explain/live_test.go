@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,31 @@ func TestExplainServicesOnHAShape(t *testing.T) {
 	out, err = run(ctx, bed, ns, "service", "-A", "-o", "yaml")
 	if err != nil || !strings.Contains(out, "name: kube-dns") || !strings.Contains(out, "dnsName: kube-dns.kube-system.svc.cluster.local") {
 		t.Errorf("-A (%v):\n%.2000s", err, out)
+	}
+	// The listing flags on explain itself (issue 18: `explain --all -A` was an unknown flag).
+	short, err := run(ctx, bed, ns, "--all", "-A", "-o", "yaml")
+	items := func(y string) int { return strings.Count(y, "\n  - ") } // the Services of "services:"
+	if err != nil || !strings.Contains(short, "name: kube-dns") || items(short) < 5 || items(short) != items(out) {
+		t.Errorf("explain --all -A (%v): %d Services, explain service -A: %d\n%.1000s", err, items(short), items(out), short)
+	}
+
+	// default/kubernetes: the API servers register its endpoints, not "you"
+	// (the bed's API server runs with --endpoint-reconciler-type none, so
+	// none is registered against the 3 kube-apiserver Pods of the shape).
+	out, err = run(ctx, bed, "default", "service", "kubernetes", "-o", "json")
+	var kube struct{ Services []svcexplain.Report }
+	if err != nil || json.Unmarshal([]byte(out), &kube) != nil || len(kube.Services) != 1 {
+		t.Fatalf("explain service kubernetes (%v):\n%s", err, out)
+	}
+	if k := kube.Services[0]; k.APIServers == nil || k.APIServers.Registered != 0 || k.APIServers.Pods != 3 ||
+		!slices.ContainsFunc(k.Findings, func(f svcexplain.Finding) bool {
+			return f.Code == svcexplain.CodeAPIServerEndpointsMissing && strings.Contains(f.Message, "the API servers register its endpoints themselves")
+		}) || slices.ContainsFunc(k.Findings, func(f svcexplain.Finding) bool { return f.Code == svcexplain.CodeNoSelector }) {
+		t.Errorf("kubernetes: %+v", k)
+	}
+	table, _ = run(ctx, bed, "default", "service", "kubernetes")
+	if !strings.Contains(table, "registered by the API servers themselves: 0 registered, 3 kube-apiserver Pod(s)") || strings.Contains(table, "manage yourself") {
+		t.Errorf("kubernetes table:\n%s", table)
 	}
 	if _, err := run(ctx, bed, ns, "service", "nosuch"); err == nil || !strings.Contains(err.Error(), `service "nosuch" not found`) {
 		t.Errorf("missing service: %v", err)

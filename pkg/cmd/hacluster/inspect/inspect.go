@@ -32,6 +32,8 @@ type Options struct {
 	Node   string
 	Output string
 	FailOn string
+	// EtcdExec reads etcd's member list with etcdctl in an etcd Pod (pods/exec).
+	EtcdExec bool
 
 	format output.Format
 	source *core.Source
@@ -73,7 +75,9 @@ func NewCmd(f *factory.Factory) *cobra.Command {
 		Long: `Reads the cluster through the API (read-only, a fixed number of requests whatever
 the node count) and reports, per control-plane node, kube-apiserver,
 kube-controller-manager, kube-scheduler and etcd; the leader Leases; /readyz and
-/livez; the API server's serving certificate; etcd quorum; the controlPlaneEndpoint;
+/livez; the serving certificate of each API server; etcd's members (read from etcd
+with etcdctl in an etcd Pod where pods/exec is allowed, else counted from the
+etcd Pods), quorum and stale members; the controlPlaneEndpoint;
 node versions against the skew policy; kube-proxy, the CNI, CoreDNS and
 metrics-server. It ends with a verdict: Healthy, Degraded (warnings) or Failing
 (errors).
@@ -90,6 +94,7 @@ and the verdict is Failing.`,
 	cmd.AddCommand(components)
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.Node, "node", "", "Show only this node's rows and findings (cluster-wide checks stay)")
+	pf.BoolVar(&o.EtcdExec, "etcd-exec", true, "Read etcd's member list and health with etcdctl in an etcd Pod (needs create on pods/exec in kube-system); false: count the etcd Pods only")
 	pf.StringVar(&o.FailOn, "fail-on", "", "Exit non-zero when the verdict reaches this level: warning (exit 2 or 3) or error (exit 3)")
 	names := []string{string(output.Wide), string(output.JSON), string(output.YAML)}
 	pf.StringVarP(&o.Output, "output", "o", "", "Output format: "+strings.Join(names, "|")+" (default: tables for people)")
@@ -122,6 +127,9 @@ func (o *Options) Complete() error {
 		return err
 	}
 	o.source, err = core.NewSource(cfg)
+	if err == nil && !o.EtcdExec {
+		o.source.Etcd = nil
+	}
 	return err
 }
 

@@ -425,3 +425,79 @@ func TestProxyModeOnHAShape(t *testing.T) {
 		}
 	})
 }
+
+// An image the nodes cannot pull: the kubelet (played here, on a bed without
+// kwok) reports ErrImagePull / ImagePullBackOff; --probe fails fast with the
+// reason and exits non-zero, after printing what it knows. (A real image pull
+// failure is tested on the node bed once bootstrap exists.)
+func TestProbeUnpullableImage(t *testing.T) {
+	bed := testbed.Start(t, testbed.Options{})
+	ctx := context.Background()
+	if _, err := bed.ApplyHAShape(ctx, testbed.Shape{}); err != nil {
+		t.Fatal(err)
+	}
+	// No controller-manager on this bed: the ServiceAccount it would create.
+	if _, err := bed.Client.CoreV1().ServiceAccounts("kube-system").Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const image = "registry.invalid/busybox:1.36"
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			ps, err := bed.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: core.ProbeAppLabel + "=" + core.ProbeAppValue})
+			if err != nil {
+				continue
+			}
+			for _, p := range ps.Items {
+				if len(p.Status.ContainerStatuses) > 0 {
+					continue
+				}
+				reason := "ErrImagePull"
+				if p.Spec.NodeName == "worker-2" {
+					reason = "ImagePullBackOff"
+				}
+				p.Status.Phase = corev1.PodPending
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "probe", Image: image, State: corev1.ContainerState{
+					Waiting: &corev1.ContainerStateWaiting{Reason: reason,
+						Message: `failed to pull and unpack image "` + image + `": dial tcp: lookup registry.invalid: no such host`}}}}
+				_, _ = bed.Client.CoreV1().Pods("kube-system").UpdateStatus(ctx, &p, metav1.UpdateOptions{})
+			}
+		}
+	}()
+	start := time.Now()
+	out, stderr, err := run(ctx, bed, "--probe", "--image", image, "--probe-timeout", "2m", "--no-endpoint")
+	took := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if err == nil {
+		t.Fatalf("unpullable image: no error; stdout:\n%s\nstderr:\n%s", out, stderr)
+	}
+	if took > 30*time.Second {
+		t.Errorf("took %s: waited for the probe timeout", took)
+	}
+	for _, want := range []string{"no answer from 5 of 5 node(s)", "image " + image + " cannot be pulled: ErrImagePull", "ImagePullBackOff", "no such host", "(cp-1, cp-2, cp-3, worker-1)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if !strings.Contains(out, "cp-1: probe: image "+image+" cannot be pulled: ErrImagePull") {
+		t.Errorf("report lacks the per-node reason:\n%s", out)
+	}
+	if strings.Contains(stderr, "✓") || !strings.Contains(stderr, "✗") {
+		t.Errorf("progress says success: %q", stderr)
+	}
+	left, _ := bed.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: core.ProbeAppLabel + "=" + core.ProbeAppValue})
+	if len(left.Items) != 0 {
+		t.Errorf("%d probe pods left behind", len(left.Items))
+	}
+	t.Logf("failed after %s: %v", took.Round(time.Millisecond), err)
+}

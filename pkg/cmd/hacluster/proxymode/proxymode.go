@@ -124,8 +124,17 @@ func (o *Options) Run(ctx context.Context) error {
 			prog.Fail()
 			return err
 		}
-		prog.Done()
 		core.MergeProbe(rep, res)
+		// A probe that got no answer is never a success: print what is
+		// known, then fail with the reasons.
+		if n, why := core.Unanswered(res); n > 0 {
+			prog.Fail()
+			if err := PrintReport(o.f.Out, o.format, rep); err != nil {
+				return err
+			}
+			return fmt.Errorf("--probe got no answer from %d of %d node(s): %s", n, len(nodes), strings.Join(why, "; "))
+		}
+		prog.Done()
 	}
 	return PrintReport(o.f.Out, o.format, rep)
 }
