@@ -88,6 +88,7 @@ func fromProject(p *types.Project, dir string) (*Stack, error) {
 	} else {
 		s.App.Image = app.Image
 	}
+	s.App.Ports = []Port{} // a compose service without ports publishes none
 	for i, port := range app.Ports {
 		host := port.Published
 		if host == "" {

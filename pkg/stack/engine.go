@@ -63,6 +63,9 @@ type Runner struct {
 	Progress Progress      // nil: silent
 	BuildLog io.Writer     // build output (nil: discarded)
 	Timeout  time.Duration // for MySQL and the app to become ready; 0: 3 minutes
+	// Stable is how long the app must run without exiting or restarting
+	// before it counts as ready; 0: 3 seconds.
+	Stable time.Duration
 }
 
 // Service is one running piece of a stack, as ps and compose-run report it.
@@ -690,10 +693,14 @@ func (r *Runner) service(c *container.InspectResponse) *Service {
 }
 
 func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password string) error {
+	w, err := r.watch(ctx, s.MySQLContainer())
+	if err != nil {
+		return err
+	}
 	// The published port shows once the container runs; a container that
 	// already stopped has none.
 	for i := 0; len(svc.Published) == 0; i++ {
-		if err := r.exited(ctx, s.MySQLContainer()); err != nil {
+		if _, err := w.check(ctx); err != nil {
 			return err
 		}
 		if i == 50 {
@@ -731,7 +738,7 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		if last == nil {
 			return nil
 		}
-		if err := r.exited(ctx, s.MySQLContainer()); err != nil {
+		if _, err := w.check(ctx); err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {
@@ -746,32 +753,82 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 	}
 }
 
-func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
-	if svc.URL == "" {
-		return nil
+// stable is how long the app must run without a restart to be ready.
+func (r *Runner) stable() time.Duration {
+	if r.Stable <= 0 {
+		return 3 * time.Second
 	}
-	u := svc.URL + s.App.HealthPath
+	return r.Stable
+}
+
+// appURL is the app's first published port on the engine host. It is known
+// from the stack: a restarting container publishes nothing, so it cannot be
+// read from the container.
+func (r *Runner) appURL(s *Stack) string {
+	if len(s.App.Ports) == 0 {
+		return ""
+	}
+	host, _ := r.engineHost()
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.App.Ports[0].Host))
+}
+
+// waitApp waits until the app container runs, has not restarted, has been
+// up for the stable window and, when it publishes a port, answers its health
+// path below 400. A container that exits or restarts meanwhile fails at once
+// with its log tail.
+func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
+	name := s.AppContainer()
+	w, err := r.watch(ctx, name)
+	if err != nil {
+		return err
+	}
+	base := r.appURL(s)
+	u := ""
+	if base != "" {
+		u = base + s.App.HealthPath
+		svc.URL = base
+	}
 	hc := &http.Client{Timeout: 3 * time.Second}
 	deadline := time.Now().Add(r.timeout())
-	last := ""
+	last := "not probed yet"
+	healthy := u == ""
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			if resp.StatusCode < 400 {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		if err := r.exited(ctx, s.AppContainer()); err != nil {
+		st, err := w.check(ctx)
+		if err != nil {
 			return err
 		}
+		if !healthy {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			resp, err := hc.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+				resp.Body.Close()
+				if resp.StatusCode < 400 {
+					healthy = true
+				}
+				last = resp.Status
+			} else {
+				last = err.Error()
+			}
+		}
+		if healthy {
+			// Running, answering, and up long enough not to be a crash loop
+			// between two restarts: check the state once more after the wait.
+			if up := time.Since(st.startedAt); up < r.stable() {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(r.stable() - up):
+				}
+				continue
+			}
+			if _, err := w.check(ctx); err != nil {
+				return err
+			}
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the app did not answer %s within %s (last: %s); last lines of its log:\n%s", u, r.timeout(), last, r.logTail(ctx, s.AppContainer(), 20))
+			return fmt.Errorf("the app did not answer %s within %s (last: %s); last lines of its log:\n%s", u, r.timeout(), last, r.logTail(ctx, name, 20))
 		}
 		select {
 		case <-ctx.Done():
@@ -781,25 +838,54 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 	}
 }
 
-// exited returns an error with the log tail when the container stopped.
-func (r *Runner) exited(ctx context.Context, name string) error {
+// watcher follows one container and fails when it stops or restarts after
+// the watch began.
+type watcher struct {
+	r        *Runner
+	name     string
+	restarts int
+}
+
+type runState struct{ startedAt time.Time }
+
+// watch starts following a container; one that is already crash-looping
+// (restarting now) fails at once.
+func (r *Runner) watch(ctx context.Context, name string) (*watcher, error) {
+	w := &watcher{r: r, name: name}
 	c, err := r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	w.restarts = c.Container.RestartCount
+	if st := c.Container.State; st != nil && st.Restarting {
+		w.restarts = -1 // fail on the first check
+	}
+	return w, nil
+}
+
+func (w *watcher) check(ctx context.Context) (runState, error) {
+	c, err := w.r.API.ContainerInspect(ctx, w.name, client.ContainerInspectOptions{})
+	if err != nil {
+		return runState{}, err
 	}
 	st := c.Container.State
 	if st == nil || st.Status == container.StateCreated {
-		return nil
+		return runState{startedAt: time.Now()}, nil
 	}
-	// The restart policy brings a crashed container back: a restart count
-	// means it crashed while we waited.
-	if st.Restarting || c.Container.RestartCount > 0 {
-		return fmt.Errorf("container %s keeps exiting (exit code %d, restarted %d times); last lines of its log:\n%s", name, st.ExitCode, c.Container.RestartCount, r.logTail(ctx, name, 20))
+	// The restart policy brings a crashed container back: a restart since
+	// the watch began means it crashed while we waited.
+	if st.Restarting || c.Container.RestartCount != w.restarts {
+		return runState{}, fmt.Errorf("container %s keeps exiting (exit code %d, restarted %d times); last lines of its log:\n%s",
+			w.name, st.ExitCode, c.Container.RestartCount, w.r.logTail(ctx, w.name, 20))
 	}
-	if st.Running {
-		return nil
+	if !st.Running {
+		return runState{}, fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", w.name, st.ExitCode, w.r.logTail(ctx, w.name, 20))
 	}
-	return fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", name, st.ExitCode, r.logTail(ctx, name, 20))
+	started, err := time.Parse(time.RFC3339Nano, st.StartedAt)
+	if err != nil {
+		started = time.Now()
+	}
+	return runState{startedAt: started}, nil
 }
 
 func (r *Runner) logTail(ctx context.Context, name string, n int) string {

@@ -192,7 +192,9 @@ func (s *Stack) Defaults(dir string) {
 			a.Image = s.Name + "-app:latest"
 		}
 	}
-	if len(a.Ports) == 0 {
+	if a.Ports == nil {
+		// An explicit empty list (`ports: []`, or a compose service without
+		// ports) publishes nothing: readiness is then running and stable.
 		a.Ports = []Port{{Host: 8080, Container: 8080}}
 	}
 	if a.Config == nil && a.Build != "" {
