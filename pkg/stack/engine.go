@@ -142,13 +142,21 @@ func (r *Runner) engineHost() (host string, local bool) {
 }
 
 // Up creates or reconciles the stack and waits until MySQL answers queries
-// as the app's user and the app answers HTTP.
-func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
+// as the app's user and the app is ready.
+//
+// Everything that can be refused is checked before anything changes, and a
+// rerun that fails leaves what ran running: a container to be replaced is
+// stopped and renamed <name>-previous, and put back (renamed and started
+// again) when its replacement or anything after it fails.
+func (r *Runner) Up(ctx context.Context, s *Stack) (res *Result, err error) {
 	p := r.progress()
-	res := &Result{Stack: s.Name, Network: s.Network, Volume: s.MySQL.Volume}
+	res = &Result{Stack: s.Name, Network: s.Network, Volume: s.MySQL.Volume}
 
-	// Everything that can be refused is checked before anything changes.
 	p.Start("checking names and ports")
+	if err := r.recoverPrevious(ctx, s); err != nil {
+		p.Fail()
+		return nil, err
+	}
 	existing, err := r.checkOwnership(ctx, s)
 	if err != nil {
 		p.Fail()
@@ -185,7 +193,72 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		}
 		return nil, err
 	}
+	dbSpec := r.mysqlSpec(s, mysqlImage.ID, secrets)
+	if err := r.checkMySQLReuse(ctx, s, existing[ServiceMySQL], dbSpec, secrets.Password); err != nil {
+		p.Fail()
+		return nil, err
+	}
 	p.Done()
+
+	// The app image does not need MySQL: it builds while MySQL starts. On a
+	// rerun (MySQL exists) the build comes first, so that a failed build
+	// changes nothing.
+	appCtx, cancelApp := context.WithCancel(ctx)
+	defer cancelApp()
+	type built struct {
+		id  string
+		err error
+	}
+	buildDone := make(chan built, 1)
+	go func() {
+		id, err := r.appImage(appCtx, s)
+		buildDone <- built{id, err}
+	}()
+	var img *built
+	awaitImage := func() error {
+		if img == nil {
+			if s.App.Build != "" {
+				p.Start("building the app image %s", s.App.Image)
+			} else {
+				p.Start("preparing the app (%s)", s.App.Image)
+			}
+			b := <-buildDone
+			img = &b
+			if b.err != nil {
+				p.Fail()
+				return b.err
+			}
+			p.Done()
+		}
+		return img.err
+	}
+	if existing[ServiceMySQL] != nil {
+		if err := awaitImage(); err != nil {
+			return nil, err
+		}
+	}
+
+	tx := &txn{r: r}
+	defer func() {
+		if err != nil {
+			cancelApp()
+			if img == nil {
+				<-buildDone
+			}
+			if rerr := tx.rollback(ctx); rerr != nil {
+				err = fmt.Errorf("%w\nputting the previous containers back failed too: %v", err, rerr)
+			} else if len(tx.replaced) > 0 {
+				err = fmt.Errorf("%w\nthe previous containers run again, unchanged", err)
+			}
+			return
+		}
+		tx.commit(ctx)
+		removeStaleConfigs(s, res.Config)
+	}()
+	fail := func(e error) (*Result, error) {
+		p.Fail()
+		return nil, e
+	}
 
 	if err := r.ensureNetwork(ctx, s); err != nil {
 		return nil, err
@@ -194,69 +267,260 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		return nil, err
 	}
 
-	// The app side (image build, config copy, container creation) does not
-	// need MySQL: it runs while MySQL starts; only the app's start waits.
-	appCtx, cancelApp := context.WithCancel(ctx)
-	defer cancelApp()
-	type appReady struct {
-		prep *prepared
-		err  error
-	}
-	appDone := make(chan appReady, 1)
-	go func() {
-		prep, cfgPath, err := r.prepareApp(appCtx, s, config, secrets.Password, existing[ServiceApp])
-		res.Config = cfgPath
-		appDone <- appReady{prep, err}
-	}()
-	abort := func(err error) (*Result, error) {
-		p.Fail()
-		cancelApp()
-		<-appDone
-		return nil, err
-	}
-
 	p.Start("starting MySQL (%s)", s.MySQL.Image)
-	dbPrep, err := r.prepare(ctx, s, r.mysqlSpec(s, mysqlImage.ID, secrets), existing[ServiceMySQL])
+	dbPrep, err := tx.prepare(ctx, s, dbSpec, existing[ServiceMySQL])
 	if err != nil {
-		return abort(err)
+		return fail(err)
 	}
 	dbSvc, err := r.start(ctx, dbPrep)
 	if err != nil {
-		return abort(err)
+		return fail(err)
 	}
 	p.Done()
 	p.Start("waiting until MySQL accepts queries as %s over TCP", s.MySQL.User)
 	if err := r.waitMySQL(ctx, s, dbSvc, secrets.Password); err != nil {
-		return abort(err)
+		return fail(err)
 	}
 	p.Done()
 
-	if s.App.Build != "" {
-		p.Start("building the app image %s", s.App.Image)
-	} else {
-		p.Start("preparing the app (%s)", s.App.Image)
+	if err := awaitImage(); err != nil {
+		return nil, err
 	}
-	app := <-appDone
-	if app.err != nil {
-		p.Fail()
-		return nil, app.err
-	}
-	p.Done()
-	p.Start("starting the app")
-	appSvc, err := r.start(ctx, app.prep)
+	appSpec, cfgPath, err := r.appSpec(s, img.id, config, secrets.Password)
 	if err != nil {
-		p.Fail()
 		return nil, err
 	}
+	res.Config = cfgPath
+	p.Start("starting the app")
+	appPrep, err := tx.prepare(ctx, s, appSpec, existing[ServiceApp])
+	if err != nil {
+		return fail(err)
+	}
+	appSvc, err := r.start(ctx, appPrep)
+	if err != nil {
+		return fail(err)
+	}
 	p.Done()
-	p.Start("waiting until the app answers %s", appSvc.URL)
+	if u := r.appURL(s); u != "" {
+		p.Start("waiting until the app answers %s%s", u, s.App.HealthPath)
+	} else {
+		p.Start("waiting until the app runs steadily (no published port)")
+	}
 	if err := r.waitApp(ctx, s, appSvc); err != nil {
-		p.Fail()
-		return nil, err
+		return fail(err)
 	}
 	p.Done()
 	res.Services = []Service{*dbSvc, *appSvc}
 	return res, nil
+}
+
+// previousName is where a replaced container waits until its replacement is ready.
+func previousName(name string) string { return name + "-previous" }
+
+// recoverPrevious finishes an interrupted run: a <name>-previous of the stack
+// is removed when <name> exists, and renamed back otherwise.
+func (r *Runner) recoverPrevious(ctx context.Context, s *Stack) error {
+	for svc, name := range map[string]string{ServiceApp: s.AppContainer(), ServiceMySQL: s.MySQLContainer()} {
+		prev, err := r.API.ContainerInspect(ctx, previousName(name), client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if prev.Container.Config == nil || prev.Container.Config.Labels[LabelStack] != s.Name || prev.Container.Config.Labels[LabelService] != svc {
+			continue // not ours: never touched
+		}
+		_, err = r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		switch {
+		case err == nil:
+			_, err = r.API.ContainerRemove(ctx, prev.Container.ID, client.ContainerRemoveOptions{Force: true})
+		case cerrdefs.IsNotFound(err):
+			_, err = r.API.ContainerRename(ctx, prev.Container.ID, client.ContainerRenameOptions{NewName: name})
+		}
+		if err != nil {
+			return fmt.Errorf("cleaning up %s from an interrupted run: %w", previousName(name), err)
+		}
+	}
+	return nil
+}
+
+// checkMySQLReuse refuses, before anything changes, a MySQL replacement that
+// cannot work on the existing data: the images create the database and the
+// user only when the data volume is empty, so a new database name or user,
+// or a password the data does not know, would fail after the old MySQL is
+// gone. The password is tried against the running MySQL.
+func (r *Runner) checkMySQLReuse(ctx context.Context, s *Stack, cur *container.InspectResponse, sp *spec, password string) error {
+	if cur == nil || cur.Config.Labels[LabelHash] == sp.hash() {
+		return nil
+	}
+	envOf := func(key string) string {
+		for _, e := range cur.Config.Env {
+			if k, v, ok := strings.Cut(e, "="); ok && k == key {
+				return v
+			}
+		}
+		return ""
+	}
+	hint := fmt.Sprintf("MySQL creates the database and user only on an empty data volume, so the running stack is left as it is: "+
+		"keep the old setting, or use a new volume (--volume) or remove the data (docker k8sprep down --volumes --name %s)", s.Name)
+	if old := envOf("MYSQL_DATABASE"); old != "" && old != s.MySQL.Database {
+		return fmt.Errorf("the data volume %s holds database %q, not %q; %s", s.MySQL.Volume, old, s.MySQL.Database, hint)
+	}
+	if old := envOf("MYSQL_USER"); old != "" && old != s.MySQL.User {
+		return fmt.Errorf("the data volume %s was initialised for user %q, not %q; %s", s.MySQL.Volume, old, s.MySQL.User, hint)
+	}
+	if cur.State == nil || !cur.State.Running {
+		return nil
+	}
+	svc := r.service(cur)
+	if len(svc.Published) == 0 {
+		return nil
+	}
+	db, err := openMySQL(s, svc.Published[0], password)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// A MySQL that is still starting gets a few seconds; any answer other
+	// than a refusal lets the run go on.
+	deadline := time.Now().Add(10 * time.Second)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var one int
+		err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if permanentMySQLError(err) {
+			return fmt.Errorf("the running MySQL refuses the new credentials of %s (%v); %s", s.MySQL.User, err, hint)
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// permanentMySQLError reports errors that waiting does not heal: access
+// denied and unknown database.
+func permanentMySQLError(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1044, 1045, 1049, 1698:
+			return true
+		}
+	}
+	return false
+}
+
+func openMySQL(s *Stack, addr, password string) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User = s.MySQL.User
+	cfg.Passwd = password
+	cfg.Net = "tcp"
+	cfg.Addr = addr
+	cfg.DBName = s.MySQL.Database
+	cfg.Timeout = 2 * time.Second
+	cfg.ReadTimeout = 5 * time.Second
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(0)
+	return db, nil
+}
+
+// txn records the containers a run replaced, to put them back on failure.
+type txn struct {
+	r        *Runner
+	replaced []replacement
+}
+
+type replacement struct {
+	name, oldID, newID string
+	wasRunning         bool
+}
+
+// prepare keeps, or (re)creates without starting, one container so that it
+// matches sp. A container being replaced is stopped and renamed, not
+// removed, until the whole run succeeds.
+func (tx *txn) prepare(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*prepared, error) {
+	r := tx.r
+	h := sp.hash()
+	action := "created"
+	idx := -1
+	if cur != nil {
+		if cur.Config.Labels[LabelHash] == h {
+			if cur.State != nil && cur.State.Running {
+				return &prepared{id: cur.ID, action: "unchanged"}, nil
+			}
+			return &prepared{id: cur.ID, action: "started", needStart: true}, nil
+		}
+		action = "recreated"
+		timeout := 10
+		if _, err := r.API.ContainerStop(ctx, cur.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("stopping the old %s container: %w", sp.Service, err)
+		}
+		if _, err := r.API.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: previousName(sp.Name)}); err != nil {
+			if cur.State != nil && cur.State.Running {
+				_, _ = r.API.ContainerStart(context.WithoutCancel(ctx), cur.ID, client.ContainerStartOptions{})
+			}
+			return nil, fmt.Errorf("renaming the old %s container: %w", sp.Service, err)
+		}
+		tx.replaced = append(tx.replaced, replacement{name: sp.Name, oldID: cur.ID, wasRunning: cur.State != nil && cur.State.Running})
+		idx = len(tx.replaced) - 1
+	}
+	id, err := r.create(ctx, s, sp, h)
+	if err != nil {
+		return nil, err
+	}
+	if idx >= 0 {
+		tx.replaced[idx].newID = id
+	}
+	return &prepared{id: id, action: action, needStart: true, remove: idx < 0}, nil
+}
+
+// rollback removes the replacements and puts the old containers back (the
+// app first), started again when they ran.
+func (tx *txn) rollback(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	for i := len(tx.replaced) - 1; i >= 0; i-- {
+		rp := tx.replaced[i]
+		if rp.newID != "" {
+			if _, err := tx.r.API.ContainerRemove(ctx, rp.newID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if _, err := tx.r.API.ContainerRename(ctx, rp.oldID, client.ContainerRenameOptions{NewName: rp.name}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rp.wasRunning {
+			if _, err := tx.r.API.ContainerStart(ctx, rp.oldID, client.ContainerStartOptions{}); err != nil {
+				errs = append(errs, fmt.Errorf("starting %s again: %w", rp.name, err))
+			}
+		}
+	}
+	tx.replaced = nil
+	return errors.Join(errs...)
+}
+
+// commit removes the replaced containers.
+func (tx *txn) commit(ctx context.Context) {
+	for _, rp := range tx.replaced {
+		_, _ = tx.r.API.ContainerRemove(context.WithoutCancel(ctx), rp.oldID, client.ContainerRemoveOptions{Force: true})
+	}
+	tx.replaced = nil
 }
 
 // checkOwnership inspects the names the stack will use and refuses any that
@@ -430,35 +694,57 @@ func (r *Runner) mysqlSpec(s *Stack, imageID string, sec *Secrets) *spec {
 	return sp
 }
 
-// prepareApp builds (or finds) the app image, writes the config copy and
-// creates the app container without starting it.
-func (r *Runner) prepareApp(ctx context.Context, s *Stack, config []byte, password string, cur *container.InspectResponse) (*prepared, string, error) {
-	var imageID string
+// appImage builds (or finds) the app image and returns its ID. It changes
+// no container.
+func (r *Runner) appImage(ctx context.Context, s *Stack) (string, error) {
 	if s.App.Build != "" {
 		build := r.Build
 		if build == nil {
 			build = ClassicBuild
 		}
-		id, err := build(ctx, r.API, BuildRequest{
+		return build(ctx, r.API, BuildRequest{
 			ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
 			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
 		})
-		if err != nil {
-			return nil, "", err
-		}
-		imageID = id
-	} else {
-		insp, err := r.API.ImageInspect(ctx, s.App.Image)
-		if cerrdefs.IsNotFound(err) {
-			return nil, "", fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
-		} else if err != nil {
-			return nil, "", err
-		}
-		imageID = insp.ID
 	}
+	insp, err := r.API.ImageInspect(ctx, s.App.Image)
+	if cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
+	} else if err != nil {
+		return "", err
+	}
+	return insp.ID, nil
+}
+
+// configCopyPath is where the rewritten config with this content lives: one
+// file per content, so that a container being replaced keeps its own copy
+// (and finds it again after a rollback).
+func configCopyPath(s *Stack, config []byte) string {
+	base := filepath.Base(s.App.Config.File)
+	ext := filepath.Ext(base)
+	return filepath.Join(s.StateDir(), strings.TrimSuffix(base, ext)+"."+sha(config)[:12]+ext)
+}
+
+// removeStaleConfigs removes the rewritten copies other than keep.
+func removeStaleConfigs(s *Stack, keep string) {
+	if s.App.Config == nil || keep == "" {
+		return
+	}
+	base := filepath.Base(s.App.Config.File)
+	ext := filepath.Ext(base)
+	matches, _ := filepath.Glob(filepath.Join(s.StateDir(), strings.TrimSuffix(base, ext)+".*"+ext))
+	for _, m := range matches {
+		if m != keep {
+			os.Remove(m)
+		}
+	}
+}
+
+// appSpec writes the config copy and returns the app container's desired state.
+func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password string) (*spec, string, error) {
 	configPath := ""
 	if config != nil {
-		configPath = filepath.Join(s.StateDir(), filepath.Base(s.App.Config.File))
+		configPath = configCopyPath(s, config)
 		if err := s.ensureStateDir(s.StateDir()); err != nil {
 			return nil, "", err
 		}
@@ -488,8 +774,7 @@ func (r *Runner) prepareApp(ctx context.Context, s *Stack, config []byte, passwo
 		sp.Env = append(sp.Env, k+"="+v)
 	}
 	sort.Strings(sp.Env)
-	prep, err := r.prepare(ctx, s, sp, cur)
-	return prep, configPath, err
+	return sp, configPath, nil
 }
 
 // prepared is a container that matches its spec, possibly not yet started.
@@ -497,30 +782,6 @@ type prepared struct {
 	id, action string
 	needStart  bool
 	remove     bool // remove it when it fails to start (it never ran)
-}
-
-// prepare keeps, or (re)creates without starting, one container so that it
-// matches sp. Only containers of the stack are ever passed in as cur.
-func (r *Runner) prepare(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*prepared, error) {
-	h := sp.hash()
-	action := "created"
-	if cur != nil {
-		if cur.Config.Labels[LabelHash] == h {
-			if cur.State != nil && cur.State.Running {
-				return &prepared{id: cur.ID, action: "unchanged"}, nil
-			}
-			return &prepared{id: cur.ID, action: "started", needStart: true}, nil
-		}
-		action = "recreated"
-		if _, err := r.API.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-			return nil, fmt.Errorf("removing the old %s container: %w", sp.Service, err)
-		}
-	}
-	id, err := r.create(ctx, s, sp, h)
-	if err != nil {
-		return nil, err
-	}
-	return &prepared{id: id, action: action, needStart: true, remove: true}, nil
 }
 
 // start starts a prepared container when needed and describes it.
@@ -713,21 +974,11 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		}
 		svc.Published = d.Published
 	}
-	cfg := mysql.NewConfig()
-	cfg.User = s.MySQL.User
-	cfg.Passwd = password
-	cfg.Net = "tcp"
-	cfg.Addr = svc.Published[0]
-	cfg.DBName = s.MySQL.Database
-	cfg.Timeout = 2 * time.Second
-	cfg.ReadTimeout = 5 * time.Second
-	conn, err := mysql.NewConnector(cfg)
+	db, err := openMySQL(s, svc.Published[0], password)
 	if err != nil {
 		return err
 	}
-	db := sql.OpenDB(conn)
 	defer db.Close()
-	db.SetMaxIdleConns(0)
 	deadline := time.Now().Add(r.timeout())
 	var last error
 	for {

@@ -3,9 +3,13 @@ package stack
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/hacluster/hacluster/pkg/dockertest"
 )
@@ -116,3 +120,86 @@ func TestUpFailsOnCrashLoop(t *testing.T) {
 }
 
 func firstLine(err error) string { return strings.SplitN(err.Error(), "\n", 2)[0] }
+
+// containerID returns the ID and state of a container, "" when absent.
+func containerID(t *testing.T, env *dockertest.Env, name string) (id string, running bool) {
+	t.Helper()
+	c, err := env.Client.ContainerInspect(context.Background(), name, client.ContainerInspectOptions{})
+	if err != nil {
+		return "", false
+	}
+	return c.Container.ID, c.Container.State != nil && c.Container.State.Running
+}
+
+// TestFailedRerunKeepsTheStack: reruns that fail, at the checks or after
+// replacing containers, leave the containers that ran running, unchanged.
+func TestFailedRerunKeepsTheStack(t *testing.T) {
+	env := requireImages(t)
+	good := appImage(t, env, "echo up; exec sleep 600")
+	crash := appImage(t, env, "echo crash-marker; exit 3")
+	r := newRunner(t, env)
+	s := testStack(t, env, r, good, []Port{})
+	if _, err := r.Up(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	appID, _ := containerID(t, env, s.AppContainer())
+	dbID, _ := containerID(t, env, s.MySQLContainer())
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		for name, want := range map[string]string{s.AppContainer(): appID, s.MySQLContainer(): dbID} {
+			if id, running := containerID(t, env, name); id != want || !running {
+				t.Errorf("%s: id %.12s running %v, want the old %.12s running", name, id, running, want)
+			}
+			if id, _ := containerID(t, env, previousName(name)); id != "" {
+				t.Errorf("%s is left behind", previousName(name))
+			}
+		}
+	}
+	rerun := func(t *testing.T, change func(*Stack), want string) {
+		t.Helper()
+		c := *s
+		c.App.Env = map[string]string{}
+		change(&c)
+		start := time.Now()
+		_, err := r.Up(context.Background(), &c)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("rerun: %v, want an error with %q", err, want)
+		}
+		t.Logf("refused in %s: %s", time.Since(start).Round(time.Millisecond), firstLine(err))
+		unchanged(t)
+	}
+	t.Run("crashing app replaces nothing", func(t *testing.T) {
+		rerun(t, func(c *Stack) { c.App.Image = crash; c.App.Env["X"] = "1" }, "crash-marker")
+	})
+	t.Run("new MySQL settings and a crashing app", func(t *testing.T) {
+		// A fixed MySQL host port recreates MySQL; the app then fails: both go back.
+		rerun(t, func(c *Stack) { c.App.Image = crash; c.MySQL.HostPort = engineFreePort(t) }, "crash-marker")
+	})
+	t.Run("other database", func(t *testing.T) {
+		rerun(t, func(c *Stack) { c.MySQL.Database = "other" }, `holds database "app", not "other"`)
+	})
+	t.Run("password the data does not know", func(t *testing.T) {
+		pw := filepath.Join(t.TempDir(), "pw")
+		os.WriteFile(pw, []byte("not-the-password\n"), 0o600)
+		rerun(t, func(c *Stack) { c.MySQL.PasswordFile = pw }, "refuses the new credentials")
+	})
+	t.Run("failed build", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+"\nRUN echo build-marker; false\n")
+		rerun(t, func(c *Stack) {
+			c.App.Build = dir
+			c.App.Dockerfile = "Dockerfile"
+			c.App.Image = env.Name("i20-bad") + ":test"
+		}, "build-marker")
+	})
+	// And a good rerun still works afterwards.
+	c := *s
+	c.App.Env = map[string]string{"X": "2"}
+	res, err := r.Up(context.Background(), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Services[1].Action != "recreated" || res.Services[0].Action != "unchanged" {
+		t.Errorf("actions: %+v", res.Services)
+	}
+}
