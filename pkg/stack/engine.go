@@ -385,7 +385,8 @@ func (r *Runner) checkMySQLReuse(ctx context.Context, s *Stack, cur *container.I
 	// A MySQL that is still starting gets a few seconds; any answer other
 	// than a refusal lets the run go on.
 	deadline := time.Now().Add(10 * time.Second)
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+	bo := newBackoff()
+	for {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		var one int
 		err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
@@ -402,7 +403,7 @@ func (r *Runner) checkMySQLReuse(ctx context.Context, s *Stack, cur *container.I
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(delay):
+		case <-time.After(bo.next()):
 		}
 	}
 }
@@ -980,6 +981,7 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 	}
 	defer db.Close()
 	deadline := time.Now().Add(r.timeout())
+	bo := newBackoff()
 	var last error
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -992,6 +994,12 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		if _, err := w.check(ctx); err != nil {
 			return err
 		}
+		if permanentMySQLError(last) {
+			return fmt.Errorf("MySQL refuses %s on database %s: %v; waiting does not help: the data volume %s was initialised with "+
+				"another password or database (MySQL creates them only on an empty volume): use the password file it was created with, "+
+				"another --volume, or remove the data (docker k8sprep down --volumes --name %s)",
+				s.MySQL.User, s.MySQL.Database, last, s.MySQL.Volume, s.Name)
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("MySQL did not accept queries as %s within %s (last error: %v); last lines of its log:\n%s",
 				s.MySQL.User, r.timeout(), last, r.logTail(ctx, s.MySQLContainer(), 20))
@@ -999,9 +1007,22 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(bo.next()):
 		}
 	}
+}
+
+// backoff spaces the probes of the readiness loops: 100 ms, doubling, at
+// most 1 s apart (a ready service is seen within a second, and a slow one
+// is not probed dozens of times a second).
+type backoff struct{ d, max time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond, max: time.Second} }
+
+func (b *backoff) next() time.Duration {
+	d := b.d
+	b.d = min(2*b.d, b.max)
+	return d
 }
 
 // stable is how long the app must run without a restart to be ready.
@@ -1043,6 +1064,7 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 	deadline := time.Now().Add(r.timeout())
 	last := "not probed yet"
 	healthy := u == ""
+	bo := newBackoff()
 	for {
 		st, err := w.check(ctx)
 		if err != nil {
@@ -1084,7 +1106,7 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(30 * time.Millisecond):
+		case <-time.After(bo.next()):
 		}
 	}
 }

@@ -203,3 +203,62 @@ func TestFailedRerunKeepsTheStack(t *testing.T) {
 		t.Errorf("actions: %+v", res.Services)
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	b := newBackoff()
+	var got []time.Duration
+	for range 7 {
+		got = append(got, b.next())
+	}
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("backoff: %v", got)
+		}
+	}
+}
+
+// TestWaitMySQLStopsOnPermanentErrors: MySQL on a volume initialised with
+// another password or database refuses the app's user at once; the wait
+// reports it without waiting for the timeout.
+func TestWaitMySQLStopsOnPermanentErrors(t *testing.T) {
+	env := requireImages(t)
+	good := appImage(t, env, "exec sleep 600")
+	r := newRunner(t, env)
+	r.Timeout = 2 * time.Minute
+	s := testStack(t, env, r, good, []Port{})
+	if _, err := r.Up(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	// down keeps the volume: the next MySQL starts on the initialised data.
+	for _, tc := range []struct {
+		name   string
+		change func(*Stack)
+		want   string
+	}{
+		{"other password", func(c *Stack) {
+			pw := filepath.Join(t.TempDir(), "pw")
+			os.WriteFile(pw, []byte("not-the-password\n"), 0o600)
+			c.MySQL.PasswordFile = pw
+		}, "Access denied"},
+		{"other database", func(c *Stack) { c.MySQL.Database = "other" }, "database other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := r.Down(context.Background(), s.Name, false); err != nil {
+				t.Fatal(err)
+			}
+			c := *s
+			tc.change(&c)
+			start := time.Now()
+			_, err := r.Up(context.Background(), &c)
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "waiting does not help") {
+				t.Fatalf("Up: %v, want a permanent error with %q", err, tc.want)
+			}
+			t.Logf("failed after %s (timeout %s): %s", took.Round(time.Millisecond), r.Timeout, firstLine(err))
+			if took > 45*time.Second {
+				t.Errorf("took %s: the wait retried a permanent error", took)
+			}
+		})
+	}
+}
