@@ -17,8 +17,9 @@ import (
 // ComposeExtension is the optional `x-k8sprep` block of the app service in a
 // compose.yaml: what compose has no words for.
 type ComposeExtension struct {
-	HealthPath string      `yaml:"healthPath,omitempty" json:"healthPath,omitempty"`
-	Config     *ConfigFile `yaml:"config,omitempty" json:"config,omitempty"`
+	HealthPath  string      `yaml:"healthPath,omitempty" json:"healthPath,omitempty"`
+	Config      *ConfigFile `yaml:"config,omitempty" json:"config,omitempty"`
+	PasswordEnv bool        `yaml:"passwordEnv,omitempty" json:"passwordEnv,omitempty"`
 }
 
 // loadCompose reads a compose.yaml with an app service and a MySQL service
@@ -109,7 +110,7 @@ func fromProject(p *types.Project, dir string) (*Stack, error) {
 		}
 	}
 	// Values the stack sets itself win over the compose file's.
-	for _, k := range []string{"DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"} {
+	for _, k := range []string{"DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_PASSWORD_FILE", "DB_NAME"} {
 		delete(s.App.Env, k)
 	}
 	if raw, ok := app.Extensions["x-k8sprep"]; ok {
@@ -125,6 +126,7 @@ func fromProject(p *types.Project, dir string) (*Stack, error) {
 		}
 		s.App.HealthPath = x.HealthPath
 		s.App.Config = x.Config
+		s.App.PasswordEnv = x.PasswordEnv
 	}
 	for name := range app.Networks {
 		if n, ok := p.Networks[name]; ok && n.Name != "" {

@@ -40,8 +40,12 @@ func init() {
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 }
 
-// secretsDir is where the passwords are copied inside the MySQL container.
+// secretsDir is where the passwords are copied inside the containers.
 const secretsDir = "/run/k8sprep"
+
+// AppPasswordFile is the app's password file (DB_PASSWORD_FILE) when the app
+// has no config file to carry it.
+const AppPasswordFile = secretsDir + "/db-password"
 
 // Progress receives the steps of a run (pkg/output.Progress fits).
 type Progress interface {
@@ -91,6 +95,9 @@ type Result struct {
 	Services  []Service `json:"services"`
 	Generated []string  `json:"generatedPasswordFiles,omitempty"`
 	Config    string    `json:"rewrittenConfig,omitempty"`
+	// Notes say how the app gets its password, and warn when it is in the
+	// app's environment.
+	Notes []string `json:"notes,omitempty"`
 }
 
 func (r *Runner) progress() Progress {
@@ -291,6 +298,7 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (res *Result, err error) {
 		return nil, err
 	}
 	res.Config = cfgPath
+	res.Notes = passwordNotes(s, cfgPath)
 	p.Start("starting the app")
 	appPrep, err := tx.prepare(ctx, s, appSpec, existing[ServiceApp])
 	if err != nil {
@@ -769,13 +777,35 @@ func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password strin
 		sp.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: configPath, Target: s.App.Config.MountPath, ReadOnly: true}}
 		sp.Files = map[string]string{s.App.Config.MountPath: sha(config)}
 	} else {
-		env["DB_PASSWORD"] = password
+		// No config file: the password goes in as a file, copied in before
+		// the start, and DB_PASSWORD_FILE names it; DB_PASSWORD (seen by
+		// anyone who can run docker inspect) only when the stack asks.
+		pw := []byte(password + "\n")
+		sp.Files = map[string]string{AppPasswordFile: sha(pw)}
+		sp.copy = map[string][]byte{strings.TrimPrefix(AppPasswordFile, secretsDir+"/"): pw}
+		env["DB_PASSWORD_FILE"] = AppPasswordFile
+		if s.App.PasswordEnv {
+			env["DB_PASSWORD"] = password
+		}
 	}
 	for k, v := range env {
 		sp.Env = append(sp.Env, k+"="+v)
 	}
 	sort.Strings(sp.Env)
 	return sp, configPath, nil
+}
+
+func passwordNotes(s *Stack, cfgPath string) []string {
+	if cfgPath != "" {
+		return []string{fmt.Sprintf("the app's database password is in the rewritten config mounted read-only at %s, not in its environment", s.App.Config.MountPath)}
+	}
+	notes := []string{fmt.Sprintf("the app has no config file: its database password is in the file %s (DB_PASSWORD_FILE), "+
+		"copied into the container; the app must read the file DB_PASSWORD_FILE names (set app.passwordEnv: true or --password-env "+
+		"for an app that only reads DB_PASSWORD)", AppPasswordFile)}
+	if s.App.PasswordEnv {
+		notes = append(notes, "warning: DB_PASSWORD is in the app container's environment too (app.passwordEnv): anyone who can run docker inspect reads it")
+	}
+	return notes
 }
 
 // prepared is a container that matches its spec, possibly not yet started.

@@ -1,8 +1,12 @@
 package stack
 
 import (
+	"archive/tar"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -260,5 +264,96 @@ func TestWaitMySQLStopsOnPermanentErrors(t *testing.T) {
 				t.Errorf("took %s: the wait retried a permanent error", took)
 			}
 		})
+	}
+}
+
+// readContainerFile reads one file out of a container.
+func readContainerFile(t *testing.T, env *dockertest.Env, name, path string) string {
+	t.Helper()
+	res, err := env.Client.CopyFromContainer(context.Background(), name, client.CopyFromContainerOptions{SourcePath: path})
+	if err != nil {
+		t.Fatalf("reading %s from %s: %v", path, name, err)
+	}
+	defer res.Content.Close()
+	tr := tar.NewReader(res.Content)
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestAppPasswordAsFile: without a config file the app gets its password
+// as a file named by DB_PASSWORD_FILE, not in its environment; the sample
+// app reads it and gets a query through.
+func TestAppPasswordAsFile(t *testing.T) {
+	env := requireImages(t)
+	env.RequireImage(t, dockertest.GolangImage)
+	r := newRunner(t, env)
+
+	// The sample app, its baked-in config.toml left alone (no config file in the stack).
+	dir := t.TempDir()
+	src := filepath.Join("..", "..", "examples", "goapp")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			b, _ := os.ReadFile(filepath.Join(src, e.Name()))
+			write(t, dir, e.Name(), string(b))
+		}
+	}
+	port := engineFreePort(t)
+	s := &Stack{Name: env.Name("i20"), App: App{Build: dir, Ports: []Port{{Host: port, Container: 8080}}}, MySQL: MySQL{Image: dockertest.MariaDBImage}}
+	s.Defaults(dir)
+	s.App.Config = nil
+	t.Cleanup(func() {
+		r.Down(context.Background(), s.Name, true)
+		env.Client.ImageRemove(context.Background(), s.App.Image, client.ImageRemoveOptions{Force: true})
+	})
+	res, err := r.Up(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "DB_PASSWORD_FILE") {
+		t.Errorf("notes: %q", res.Notes)
+	}
+	pw, _ := os.ReadFile(s.MySQL.PasswordFile)
+	insp, err := env.Client.ContainerInspect(context.Background(), s.AppContainer(), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := strings.Join(insp.Container.Config.Env, "\n")
+	if strings.Contains(envs, strings.TrimSpace(string(pw))) || strings.Contains(envs, "DB_PASSWORD=") {
+		t.Errorf("the password is in the app's environment:\n%s", envs)
+	}
+	if !strings.Contains(envs, "DB_PASSWORD_FILE="+AppPasswordFile) {
+		t.Errorf("no DB_PASSWORD_FILE:\n%s", envs)
+	}
+	if got := readContainerFile(t, env, s.AppContainer(), AppPasswordFile); got != string(pw) {
+		t.Errorf("%s in the app holds %q", AppPasswordFile, got)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/roundtrip", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(strings.ReplaceAll(string(body), " ", ""), `"ok":true`) {
+		t.Fatalf("roundtrip: %s %s", resp.Status, body)
+	}
+
+	// passwordEnv: also in DB_PASSWORD, with a warning.
+	s.App.PasswordEnv = true
+	res, err = r.Up(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Notes) < 2 || !strings.Contains(res.Notes[1], "docker inspect") {
+		t.Errorf("no warning: %q", res.Notes)
 	}
 }

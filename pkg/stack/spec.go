@@ -58,6 +58,10 @@ type App struct {
 	Env        map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
 	HealthPath string            `json:"healthPath,omitempty" yaml:"healthPath,omitempty"`
 	Config     *ConfigFile       `json:"config,omitempty" yaml:"config,omitempty"`
+	// PasswordEnv also puts the password in DB_PASSWORD when there is no
+	// config file (it is always in the file DB_PASSWORD_FILE names); the
+	// environment is visible to docker inspect.
+	PasswordEnv bool `json:"passwordEnv,omitempty" yaml:"passwordEnv,omitempty"`
 }
 
 // ConfigFile is the app's config file (TOML) and the keys that hold the
