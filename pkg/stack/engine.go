@@ -713,7 +713,7 @@ func (r *Runner) appImage(ctx context.Context, s *Stack) (string, error) {
 		}
 		return build(ctx, r.API, BuildRequest{
 			ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
-			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
+			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog, Exclude: contextExcludes(s),
 		})
 	}
 	insp, err := r.API.ImageInspect(ctx, s.App.Image)

@@ -357,3 +357,64 @@ func TestAppPasswordAsFile(t *testing.T) {
 		t.Errorf("no warning: %q", res.Notes)
 	}
 }
+
+// TestStackFileOutOfBuildContext: the stack file and password files in the
+// build folder never enter the image, and editing an environment variable
+// in the stack file recreates the app from the same image (no rebuild).
+func TestStackFileOutOfBuildContext(t *testing.T) {
+	env := requireImages(t)
+	r := newRunner(t, env)
+	dir := t.TempDir()
+	write(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+"\nCOPY . /ctx\nCMD [\"sleep\", \"600\"]\n")
+	write(t, dir, "main.txt", "app source\n")
+	write(t, dir, "db-password.txt", "in-context-secret\n")
+	name := env.Name("i20")
+	stackFile := func(greeting string) {
+		write(t, dir, "k8sprep.yaml", fmt.Sprintf("name: %s\napp:\n  ports: []\n  env: {GREETING: %s}\nmysql:\n  image: %s\n  passwordFile: db-password.txt\n",
+			name, greeting, dockertest.MariaDBImage))
+	}
+	stackFile("hi")
+	load := func() *Stack {
+		s, err := Load(filepath.Join(dir, "k8sprep.yaml"), LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := load()
+	t.Cleanup(func() {
+		r.Down(context.Background(), s.Name, true)
+		env.Client.ImageRemove(context.Background(), s.App.Image, client.ImageRemoveOptions{Force: true})
+	})
+	imageOf := func() string {
+		c, err := env.Client.ContainerInspect(context.Background(), s.AppContainer(), client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Container.Image
+	}
+	if _, err := r.Up(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	first := imageOf()
+	if got := readContainerFile(t, env, s.AppContainer(), "/ctx/main.txt"); got != "app source\n" {
+		t.Fatalf("context: %q", got)
+	}
+	for _, f := range []string{"/ctx/k8sprep.yaml", "/ctx/db-password.txt", "/ctx/.k8sprep"} {
+		if _, err := env.Client.CopyFromContainer(context.Background(), s.AppContainer(), client.CopyFromContainerOptions{SourcePath: f}); err == nil {
+			t.Errorf("%s is in the image", f)
+		}
+	}
+	stackFile("hello")
+	s = load()
+	res, err := r.Up(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Services[1].Action != "recreated" {
+		t.Errorf("app: %s, want recreated for the new env", res.Services[1].Action)
+	}
+	if second := imageOf(); second != first {
+		t.Errorf("editing the stack file rebuilt the image: %.19s -> %.19s", first, second)
+	}
+}
