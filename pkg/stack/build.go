@@ -23,6 +23,7 @@ type BuildRequest struct {
 	// Exclude adds .dockerignore patterns: the stack file and the password
 	// files when they sit in the context.
 	Exclude []string
+	Target  string // Dockerfile stage
 }
 
 // BuildFunc builds an image and returns its ID.
@@ -45,6 +46,7 @@ func ClassicBuild(ctx context.Context, api client.APIClient, req BuildRequest) (
 		Labels:     req.Labels,
 		Exclude:    append(append([]string{}, alwaysExcluded...), req.Exclude...),
 		Output:     tail,
+		Target:     req.Target,
 	})
 	var failed *imagebuild.Error
 	switch {

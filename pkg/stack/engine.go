@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -192,6 +193,15 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (res *Result, err error) {
 			return nil, fmt.Errorf("%s: %w", s.App.Config.File, err)
 		}
 	}
+	appFiles, err := readCopies(s.App.Secrets, "")
+	if err != nil {
+		p.Fail()
+		return nil, err
+	}
+	if secrets.initScripts, err = readCopies(s.MySQL.InitScripts, initDir); err != nil {
+		p.Fail()
+		return nil, err
+	}
 	mysqlImage, err := r.API.ImageInspect(ctx, s.MySQL.Image)
 	if err != nil {
 		p.Fail()
@@ -293,7 +303,7 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (res *Result, err error) {
 	if err := awaitImage(); err != nil {
 		return nil, err
 	}
-	appSpec, cfgPath, err := r.appSpec(s, img.id, config, secrets.Password)
+	appSpec, cfgPath, err := r.appSpec(s, img.id, config, secrets.Password, appFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +319,9 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (res *Result, err error) {
 		return fail(err)
 	}
 	p.Done()
-	if u := r.appURL(s); u != "" {
+	if s.App.Healthcheck != nil {
+		p.Start("waiting until the app's health check passes")
+	} else if u := r.appURL(s); u != "" {
 		p.Start("waiting until the app answers %s%s", u, s.App.HealthPath)
 	} else {
 		p.Start("waiting until the app runs steadily (no published port)")
@@ -665,7 +677,9 @@ type spec struct {
 	Files   map[string]string // path in the container -> sha256 of the content copied in
 	Cmd     []string
 	Healthy bool
-	copy    map[string][]byte // not hashed directly (Files carries their hashes)
+	Aliases []string
+	Health  *container.HealthConfig
+	copy    map[string][]byte // absolute path -> content; not hashed directly (Files carries their hashes)
 }
 
 func (sp *spec) hash() string {
@@ -694,11 +708,16 @@ func (r *Runner) mysqlSpec(s *Stack, imageID string, sec *Secrets) *spec {
 			"MYSQL_PASSWORD_FILE=" + secretsDir + "/mysql-password",
 			"MYSQL_ROOT_PASSWORD_FILE=" + secretsDir + "/mysql-root-password",
 		},
-		Ports:  []Port{{Host: s.MySQL.HostPort, Container: 3306}},
-		HostIP: hostIP,
-		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: s.MySQL.Volume, Target: "/var/lib/mysql"}},
-		Files:  map[string]string{"mysql-password": sha(pw), "mysql-root-password": sha(root)},
-		copy:   map[string][]byte{"mysql-password": pw, "mysql-root-password": root},
+		Ports:   []Port{{Host: s.MySQL.HostPort, Container: 3306}},
+		HostIP:  hostIP,
+		Mounts:  []mount.Mount{{Type: mount.TypeVolume, Source: s.MySQL.Volume, Target: "/var/lib/mysql"}},
+		Files:   map[string]string{"mysql-password": sha(pw), "mysql-root-password": sha(root)},
+		copy:    map[string][]byte{secretsDir + "/mysql-password": pw, secretsDir + "/mysql-root-password": root},
+		Aliases: s.MySQL.Aliases,
+	}
+	for path, b := range sec.initScripts {
+		sp.Files[path] = sha(b)
+		sp.copy[path] = b
 	}
 	return sp
 }
@@ -713,7 +732,7 @@ func (r *Runner) appImage(ctx context.Context, s *Stack) (string, error) {
 		}
 		return build(ctx, r.API, BuildRequest{
 			ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
-			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog, Exclude: contextExcludes(s),
+			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog, Exclude: contextExcludes(s), Target: s.App.Target,
 		})
 	}
 	insp, err := r.API.ImageInspect(ctx, s.App.Image)
@@ -750,7 +769,7 @@ func removeStaleConfigs(s *Stack, keep string) {
 }
 
 // appSpec writes the config copy and returns the app container's desired state.
-func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password string) (*spec, string, error) {
+func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password string, appFiles map[string][]byte) (*spec, string, error) {
 	configPath := ""
 	if config != nil {
 		configPath = configCopyPath(s, config)
@@ -771,7 +790,8 @@ func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password strin
 	env["DB_PORT"] = "3306"
 	env["DB_USER"] = s.MySQL.User
 	env["DB_NAME"] = s.MySQL.Database
-	sp := &spec{Name: s.AppContainer(), Service: ServiceApp, ImageID: imageID, Image: s.App.Image, Ports: s.App.Ports}
+	sp := &spec{Name: s.AppContainer(), Service: ServiceApp, ImageID: imageID, Image: s.App.Image, Ports: s.App.Ports,
+		Cmd: s.App.Command, Aliases: s.App.Aliases, Health: healthConfig(s.App.Healthcheck)}
 	if config != nil {
 		// The password travels in the read-only config copy, not in the environment.
 		sp.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: configPath, Target: s.App.Config.MountPath, ReadOnly: true}}
@@ -782,11 +802,21 @@ func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password strin
 		// anyone who can run docker inspect) only when the stack asks.
 		pw := []byte(password + "\n")
 		sp.Files = map[string]string{AppPasswordFile: sha(pw)}
-		sp.copy = map[string][]byte{strings.TrimPrefix(AppPasswordFile, secretsDir+"/"): pw}
+		sp.copy = map[string][]byte{AppPasswordFile: pw}
 		env["DB_PASSWORD_FILE"] = AppPasswordFile
 		if s.App.PasswordEnv {
 			env["DB_PASSWORD"] = password
 		}
+	}
+	for path, b := range appFiles {
+		if sp.Files == nil {
+			sp.Files = map[string]string{}
+		}
+		if sp.copy == nil {
+			sp.copy = map[string][]byte{}
+		}
+		sp.Files[path] = sha(b)
+		sp.copy[path] = b
 	}
 	for k, v := range env {
 		sp.Env = append(sp.Env, k+"="+v)
@@ -861,6 +891,7 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (stri
 			Labels:       withImage(labels(s, sp.Service, h), sp.Image),
 			ExposedPorts: exposed,
 			Cmd:          sp.Cmd,
+			Healthcheck:  sp.Health,
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode:   container.NetworkMode(s.Network),
@@ -869,7 +900,7 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (stri
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			s.Network: {Aliases: []string{sp.Service}},
+			s.Network: {Aliases: append([]string{sp.Service}, sp.Aliases...)},
 		}},
 	})
 	if err != nil {
@@ -890,17 +921,27 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (stri
 func (r *Runner) copySecrets(ctx context.Context, id string, files map[string][]byte) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dir := strings.TrimPrefix(secretsDir, "/")
-	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-		return err
-	}
 	names := make([]string, 0, len(files))
+	dirs := map[string]bool{}
 	for n := range files {
 		names = append(names, n)
+		for d := path.Dir(n); d != "/" && d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	dirList := make([]string, 0, len(dirs))
+	for d := range dirs {
+		dirList = append(dirList, d)
+	}
+	sort.Strings(dirList)
+	for _, d := range dirList {
+		if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(d, "/") + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			return err
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: dir + "/" + n, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(files[n]))}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(n, "/"), Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(files[n]))}); err != nil {
 			return err
 		}
 		if _, err := tw.Write(files[n]); err != nil {
@@ -914,6 +955,38 @@ func (r *Runner) copySecrets(ctx context.Context, id string, files map[string][]
 		return fmt.Errorf("copying the password files into the container: %w", err)
 	}
 	return nil
+}
+
+// initDir is where the MySQL images look for first-start scripts.
+const initDir = "/docker-entrypoint-initdb.d"
+
+// readCopies reads the files to copy into a container, keyed by their path
+// in it (under dir when a target is relative or empty).
+func readCopies(list []FileCopy, dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range list {
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", f.Source, err)
+		}
+		t := f.Target
+		if t == "" {
+			t = filepath.Base(f.Source)
+		}
+		if !path.IsAbs(t) {
+			t = path.Join(dir, t)
+		}
+		out[t] = b
+	}
+	return out, nil
+}
+
+// healthConfig is the engine's form of a stack health check.
+func healthConfig(h *Healthcheck) *container.HealthConfig {
+	if h == nil {
+		return nil
+	}
+	return &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 }
 
 func startError(name string, err error) error {
@@ -1087,8 +1160,10 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 	base := r.appURL(s)
 	u := ""
 	if base != "" {
-		u = base + s.App.HealthPath
 		svc.URL = base
+		if s.App.Healthcheck == nil { // the health check replaces the HTTP probe
+			u = base + s.App.HealthPath
+		}
 	}
 	hc := &http.Client{Timeout: 3 * time.Second}
 	deadline := time.Now().Add(r.timeout())
@@ -1099,6 +1174,26 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 		st, err := w.check(ctx)
 		if err != nil {
 			return err
+		}
+		if s.App.Healthcheck != nil {
+			switch st.health {
+			case "healthy":
+			case "unhealthy":
+				return fmt.Errorf("the app's health check %q reports unhealthy (last output: %s); last lines of its log:\n%s",
+					strings.Join(s.App.Healthcheck.Test, " "), st.healthLog, r.logTail(ctx, name, 20))
+			default:
+				last = "health " + st.health
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the app's health check did not pass within %s (%s, last output: %s); last lines of its log:\n%s",
+						r.timeout(), last, st.healthLog, r.logTail(ctx, name, 20))
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(bo.next()):
+				}
+				continue
+			}
 		}
 		if !healthy {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -1149,7 +1244,11 @@ type watcher struct {
 	restarts int
 }
 
-type runState struct{ startedAt time.Time }
+type runState struct {
+	startedAt time.Time
+	health    string // the engine's health status, "" without a health check
+	healthLog string // the last health check's output
+}
 
 // watch starts following a container; one that is already crash-looping
 // (restarting now) fails at once.
@@ -1188,7 +1287,14 @@ func (w *watcher) check(ctx context.Context) (runState, error) {
 	if err != nil {
 		started = time.Now()
 	}
-	return runState{startedAt: started}, nil
+	rs := runState{startedAt: started}
+	if h := st.Health; h != nil {
+		rs.health = string(h.Status)
+		if n := len(h.Log); n > 0 {
+			rs.healthLog = strings.TrimSpace(h.Log[n-1].Output)
+		}
+	}
+	return rs, nil
 }
 
 func (r *Runner) logTail(ctx context.Context, name string, n int) string {

@@ -418,3 +418,71 @@ func TestStackFileOutOfBuildContext(t *testing.T) {
 		t.Errorf("editing the stack file rebuilt the image: %.19s -> %.19s", first, second)
 	}
 }
+
+// TestComposeSettingsOnTheEngine: service names as DNS names, file secrets,
+// init scripts, build.target, command and the health check as readiness.
+func TestComposeSettingsOnTheEngine(t *testing.T) {
+	env := requireImages(t)
+	r := newRunner(t, env)
+	dir := t.TempDir()
+	// The last stage fails: only build.target makes the build work.
+	write(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+" AS final\nCMD [\"false\"]\nFROM final AS broken\nRUN false\n")
+	write(t, dir, "api-key.txt", "secret-key-42\n")
+	write(t, dir, "initdb/01-schema.sql", "CREATE TABLE seeded (id INT);\nINSERT INTO seeded VALUES (7);\n")
+	name := env.Name("i20")
+	// The command proves the names and the secret, then turns healthy after a second.
+	cmd := `getent hosts db && getent hosts web && test "$(cat /run/secrets/api_key)" = secret-key-42 && sleep 1 && touch /tmp/ok && exec sleep 600`
+	p := write(t, dir, "compose.yaml", fmt.Sprintf(`name: %s
+services:
+  web:
+    build: {context: ., target: final}
+    command: ["sh", "-c", %s]
+    secrets: [api_key]
+    healthcheck: {test: ["CMD", "test", "-f", "/tmp/ok"], interval: 1s, retries: 30}
+  db:
+    image: %s
+    environment: {MYSQL_DATABASE: shop, MYSQL_USER: shopper}
+    volumes: ["./initdb:/docker-entrypoint-initdb.d:ro", "data:/var/lib/mysql"]
+volumes: {data: {}}
+secrets:
+  api_key: {file: ./api-key.txt}
+`, name, quoteJSON(cmd), dockertest.MariaDBImage))
+	s, err := Load(p, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Down(context.Background(), s.Name, true)
+		env.Client.ImageRemove(context.Background(), s.App.Image, client.ImageRemoveOptions{Force: true})
+	})
+	res, err := r.Up(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := env.Client.ContainerInspect(context.Background(), s.AppContainer(), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Container.State.Health; h == nil || h.Status != "healthy" {
+		t.Errorf("app health: %+v", h)
+	}
+	// The init script ran on the empty volume.
+	pw, _ := os.ReadFile(s.MySQL.PasswordFile)
+	db, err := openMySQL(s, res.Services[0].Published[0], strings.TrimSpace(string(pw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id int
+	if err := db.QueryRow("SELECT id FROM seeded").Scan(&id); err != nil || id != 7 {
+		t.Fatalf("seeded table: %d %v", id, err)
+	}
+
+	// A health check that never passes fails the run with its output.
+	s2 := *s
+	s2.App.Healthcheck = &Healthcheck{Test: []string{"CMD-SHELL", "echo probe-says-no; exit 1"}, Interval: time.Second, Retries: 2}
+	_, err = r.Up(context.Background(), &s2)
+	if err == nil || !strings.Contains(err.Error(), "unhealthy") || !strings.Contains(err.Error(), "probe-says-no") {
+		t.Fatalf("unhealthy app: %v", err)
+	}
+}
