@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -26,7 +27,8 @@ type MySQLConfig struct {
 }
 
 // loadConfig reads path (a missing file is fine when the environment supplies
-// everything) and applies the DB_* environment overrides.
+// everything) and applies the DB_* environment overrides (DB_PASSWORD_FILE:
+// the password from a file).
 func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg := Config{MySQL: MySQLConfig{IP: "127.0.0.1", Port: 3306, User: "root"}}
 	if path != "" {
@@ -50,6 +52,16 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v
 		}
+	}
+	// DB_PASSWORD_FILE names a file holding the password (a Docker or
+	// Kubernetes secret): it keeps the password out of the environment that
+	// `docker inspect` shows. It wins over DB_PASSWORD.
+	if f := getenv("DB_PASSWORD_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, fmt.Errorf("DB_PASSWORD_FILE: %w", err)
+		}
+		m.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	if v := getenv("DB_PORT"); v != "" {
 		p, err := strconv.Atoi(v)

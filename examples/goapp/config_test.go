@@ -77,3 +77,20 @@ func TestLoadConfigErrors(t *testing.T) {
 		t.Fatalf("env-only config: %+v, %v", cfg.MySQL, err)
 	}
 }
+
+func TestLoadConfigPasswordFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "db-password")
+	if err := os.WriteFile(f, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig("config.toml", env(map[string]string{"DB_PASSWORD": "from-env", "DB_PASSWORD_FILE": f}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MySQL.Password != "from-a-file" {
+		t.Fatalf("password %q, want the file's", cfg.MySQL.Password)
+	}
+	if _, err := loadConfig("config.toml", env(map[string]string{"DB_PASSWORD_FILE": f + ".missing"})); err == nil || !strings.Contains(err.Error(), "DB_PASSWORD_FILE") {
+		t.Fatalf("missing file: %v", err)
+	}
+}

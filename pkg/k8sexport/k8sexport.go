@@ -303,7 +303,35 @@ func Explain(s *stack.Stack, o Options) []string {
 		lines = append(lines, fmt.Sprintf("App Service %s is LoadBalancer: the cloud (or MetalLB on bare metal) gives it an external IP; without a load-balancer controller it stays <pending> and works like a NodePort.", appName(s)))
 	}
 	lines = append(lines, fmt.Sprintf("Image %s must be pushed to a registry the cluster can pull from (or loaded onto its nodes) before the Deployment can start.", s.App.Image))
+	if missing := NotExported(s); len(missing) > 0 {
+		lines = append(lines, "warning: not in these manifests yet (compose-run honours them, export k8s does not): "+strings.Join(missing, ", ")+"; add them to the manifests by hand.")
+	}
 	return lines
+}
+
+// NotExported lists the stack settings that compose-run honours and the
+// manifests do not carry yet, so that export never drops them silently.
+func NotExported(s *stack.Stack) []string {
+	var out []string
+	if len(s.App.Command) > 0 {
+		out = append(out, "app command (container args)")
+	}
+	if len(s.App.Secrets) > 0 {
+		out = append(out, "app secrets (/run/secrets files)")
+	}
+	if s.App.Healthcheck != nil {
+		out = append(out, "app healthcheck (the Deployment probes healthPath)")
+	}
+	if len(s.App.Aliases) > 0 || len(s.MySQL.Aliases) > 0 {
+		out = append(out, fmt.Sprintf("network aliases %s (the Services are named %s and %s)", strings.Join(append(append([]string{}, s.App.Aliases...), s.MySQL.Aliases...), ", "), appName(s), mysqlName(s)))
+	}
+	if len(s.MySQL.InitScripts) > 0 {
+		out = append(out, "MySQL init scripts (/docker-entrypoint-initdb.d)")
+	}
+	if s.App.Target != "" {
+		out = append(out, "build target "+s.App.Target+" (build and push that stage)")
+	}
+	return out
 }
 
 // Marshal renders one manifest as YAML, without the server-side fields

@@ -178,3 +178,20 @@ func TestWriteNeverOverwritesWithoutForce(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainNamesWhatIsNotExported(t *testing.T) {
+	s := testStack(t)
+	if n := NotExported(s); len(n) != 0 {
+		t.Fatalf("plain stack: %v", n)
+	}
+	s.App.Command = []string{"/main", "-x"}
+	s.App.Aliases = []string{"web"}
+	s.MySQL.Aliases = []string{"db"}
+	s.MySQL.InitScripts = []stack.FileCopy{{Source: "/x.sql", Target: "/docker-entrypoint-initdb.d/x.sql"}}
+	got := strings.Join(Explain(s, Options{}), "\n")
+	for _, want := range []string{"warning: not in these manifests yet", "app command", "network aliases web, db", "MySQL init scripts"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("notes lack %q:\n%s", want, got)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -19,6 +20,10 @@ type BuildRequest struct {
 	Tag        string
 	Labels     map[string]string
 	Log        io.Writer // build output (nil: discarded)
+	// Exclude adds .dockerignore patterns: the stack file and the password
+	// files when they sit in the context.
+	Exclude []string
+	Target  string // Dockerfile stage
 }
 
 // BuildFunc builds an image and returns its ID.
@@ -28,9 +33,9 @@ type BuildFunc func(ctx context.Context, api client.APIClient, req BuildRequest)
 // passwords and rewritten configs, and VCS metadata.
 var alwaysExcluded = []string{".k8sprep", ".git"}
 
-// ClassicBuild builds through imagebuild.Build, with one rule more: the
-// stack's .k8sprep/ folder (generated passwords) never enters a build
-// context, whatever .dockerignore says. A failed build's error carries the
+// ClassicBuild builds through imagebuild.Build, with rules more: the
+// stack's .k8sprep/ folder (generated passwords) and req.Exclude never enter
+// a build context, whatever .dockerignore says. A failed build's error carries the
 // last lines of the builder's output.
 func ClassicBuild(ctx context.Context, api client.APIClient, req BuildRequest) (string, error) {
 	tail := &tailWriter{w: req.Log, max: 15}
@@ -39,8 +44,9 @@ func ClassicBuild(ctx context.Context, api client.APIClient, req BuildRequest) (
 		Dockerfile: req.Dockerfile,
 		Tags:       []string{req.Tag},
 		Labels:     req.Labels,
-		Exclude:    alwaysExcluded,
+		Exclude:    append(append([]string{}, alwaysExcluded...), req.Exclude...),
 		Output:     tail,
+		Target:     req.Target,
 	})
 	var failed *imagebuild.Error
 	switch {
@@ -69,4 +75,22 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 		t.lines = t.lines[len(t.lines)-t.max:]
 	}
 	return len(p), nil
+}
+
+// contextExcludes returns the files of the stack that must stay out of its
+// build context: the stack file (editing an environment variable must not
+// change the context, so the image is not rebuilt) and the password files.
+func contextExcludes(s *Stack) []string {
+	var out []string
+	for _, f := range []string{s.Source, s.MySQL.PasswordFile, s.MySQL.RootPasswordFile} {
+		if f == "" {
+			continue
+		}
+		rel, err := filepath.Rel(s.App.Build, f)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		out = append(out, filepath.ToSlash(rel))
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -40,8 +41,12 @@ func init() {
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 }
 
-// secretsDir is where the passwords are copied inside the MySQL container.
+// secretsDir is where the passwords are copied inside the containers.
 const secretsDir = "/run/k8sprep"
+
+// AppPasswordFile is the app's password file (DB_PASSWORD_FILE) when the app
+// has no config file to carry it.
+const AppPasswordFile = secretsDir + "/db-password"
 
 // Progress receives the steps of a run (pkg/output.Progress fits).
 type Progress interface {
@@ -63,6 +68,9 @@ type Runner struct {
 	Progress Progress      // nil: silent
 	BuildLog io.Writer     // build output (nil: discarded)
 	Timeout  time.Duration // for MySQL and the app to become ready; 0: 3 minutes
+	// Stable is how long the app must run without exiting or restarting
+	// before it counts as ready; 0: 3 seconds.
+	Stable time.Duration
 }
 
 // Service is one running piece of a stack, as ps and compose-run report it.
@@ -88,6 +96,9 @@ type Result struct {
 	Services  []Service `json:"services"`
 	Generated []string  `json:"generatedPasswordFiles,omitempty"`
 	Config    string    `json:"rewrittenConfig,omitempty"`
+	// Notes say how the app gets its password, and warn when it is in the
+	// app's environment.
+	Notes []string `json:"notes,omitempty"`
 }
 
 func (r *Runner) progress() Progress {
@@ -139,13 +150,21 @@ func (r *Runner) engineHost() (host string, local bool) {
 }
 
 // Up creates or reconciles the stack and waits until MySQL answers queries
-// as the app's user and the app answers HTTP.
-func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
+// as the app's user and the app is ready.
+//
+// Everything that can be refused is checked before anything changes, and a
+// rerun that fails leaves what ran running: a container to be replaced is
+// stopped and renamed <name>-previous, and put back (renamed and started
+// again) when its replacement or anything after it fails.
+func (r *Runner) Up(ctx context.Context, s *Stack) (res *Result, err error) {
 	p := r.progress()
-	res := &Result{Stack: s.Name, Network: s.Network, Volume: s.MySQL.Volume}
+	res = &Result{Stack: s.Name, Network: s.Network, Volume: s.MySQL.Volume}
 
-	// Everything that can be refused is checked before anything changes.
 	p.Start("checking names and ports")
+	if err := r.recoverPrevious(ctx, s); err != nil {
+		p.Fail()
+		return nil, err
+	}
 	existing, err := r.checkOwnership(ctx, s)
 	if err != nil {
 		p.Fail()
@@ -174,6 +193,15 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", s.App.Config.File, err)
 		}
 	}
+	appFiles, err := readCopies(s.App.Secrets, "")
+	if err != nil {
+		p.Fail()
+		return nil, err
+	}
+	if secrets.initScripts, err = readCopies(s.MySQL.InitScripts, initDir); err != nil {
+		p.Fail()
+		return nil, err
+	}
 	mysqlImage, err := r.API.ImageInspect(ctx, s.MySQL.Image)
 	if err != nil {
 		p.Fail()
@@ -182,7 +210,72 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		}
 		return nil, err
 	}
+	dbSpec := r.mysqlSpec(s, mysqlImage.ID, secrets)
+	if err := r.checkMySQLReuse(ctx, s, existing[ServiceMySQL], dbSpec, secrets.Password); err != nil {
+		p.Fail()
+		return nil, err
+	}
 	p.Done()
+
+	// The app image does not need MySQL: it builds while MySQL starts. On a
+	// rerun (MySQL exists) the build comes first, so that a failed build
+	// changes nothing.
+	appCtx, cancelApp := context.WithCancel(ctx)
+	defer cancelApp()
+	type built struct {
+		id  string
+		err error
+	}
+	buildDone := make(chan built, 1)
+	go func() {
+		id, err := r.appImage(appCtx, s)
+		buildDone <- built{id, err}
+	}()
+	var img *built
+	awaitImage := func() error {
+		if img == nil {
+			if s.App.Build != "" {
+				p.Start("building the app image %s", s.App.Image)
+			} else {
+				p.Start("preparing the app (%s)", s.App.Image)
+			}
+			b := <-buildDone
+			img = &b
+			if b.err != nil {
+				p.Fail()
+				return b.err
+			}
+			p.Done()
+		}
+		return img.err
+	}
+	if existing[ServiceMySQL] != nil {
+		if err := awaitImage(); err != nil {
+			return nil, err
+		}
+	}
+
+	tx := &txn{r: r}
+	defer func() {
+		if err != nil {
+			cancelApp()
+			if img == nil {
+				<-buildDone
+			}
+			if rerr := tx.rollback(ctx); rerr != nil {
+				err = fmt.Errorf("%w\nputting the previous containers back failed too: %v", err, rerr)
+			} else if len(tx.replaced) > 0 {
+				err = fmt.Errorf("%w\nthe previous containers run again, unchanged", err)
+			}
+			return
+		}
+		tx.commit(ctx)
+		removeStaleConfigs(s, res.Config)
+	}()
+	fail := func(e error) (*Result, error) {
+		p.Fail()
+		return nil, e
+	}
 
 	if err := r.ensureNetwork(ctx, s); err != nil {
 		return nil, err
@@ -191,69 +284,264 @@ func (r *Runner) Up(ctx context.Context, s *Stack) (*Result, error) {
 		return nil, err
 	}
 
-	// The app side (image build, config copy, container creation) does not
-	// need MySQL: it runs while MySQL starts; only the app's start waits.
-	appCtx, cancelApp := context.WithCancel(ctx)
-	defer cancelApp()
-	type appReady struct {
-		prep *prepared
-		err  error
-	}
-	appDone := make(chan appReady, 1)
-	go func() {
-		prep, cfgPath, err := r.prepareApp(appCtx, s, config, secrets.Password, existing[ServiceApp])
-		res.Config = cfgPath
-		appDone <- appReady{prep, err}
-	}()
-	abort := func(err error) (*Result, error) {
-		p.Fail()
-		cancelApp()
-		<-appDone
-		return nil, err
-	}
-
 	p.Start("starting MySQL (%s)", s.MySQL.Image)
-	dbPrep, err := r.prepare(ctx, s, r.mysqlSpec(s, mysqlImage.ID, secrets), existing[ServiceMySQL])
+	dbPrep, err := tx.prepare(ctx, s, dbSpec, existing[ServiceMySQL])
 	if err != nil {
-		return abort(err)
+		return fail(err)
 	}
 	dbSvc, err := r.start(ctx, dbPrep)
 	if err != nil {
-		return abort(err)
+		return fail(err)
 	}
 	p.Done()
 	p.Start("waiting until MySQL accepts queries as %s over TCP", s.MySQL.User)
 	if err := r.waitMySQL(ctx, s, dbSvc, secrets.Password); err != nil {
-		return abort(err)
+		return fail(err)
 	}
 	p.Done()
 
-	if s.App.Build != "" {
-		p.Start("building the app image %s", s.App.Image)
-	} else {
-		p.Start("preparing the app (%s)", s.App.Image)
+	if err := awaitImage(); err != nil {
+		return nil, err
 	}
-	app := <-appDone
-	if app.err != nil {
-		p.Fail()
-		return nil, app.err
-	}
-	p.Done()
-	p.Start("starting the app")
-	appSvc, err := r.start(ctx, app.prep)
+	appSpec, cfgPath, err := r.appSpec(s, img.id, config, secrets.Password, appFiles)
 	if err != nil {
-		p.Fail()
 		return nil, err
 	}
+	res.Config = cfgPath
+	res.Notes = passwordNotes(s, cfgPath)
+	p.Start("starting the app")
+	appPrep, err := tx.prepare(ctx, s, appSpec, existing[ServiceApp])
+	if err != nil {
+		return fail(err)
+	}
+	appSvc, err := r.start(ctx, appPrep)
+	if err != nil {
+		return fail(err)
+	}
 	p.Done()
-	p.Start("waiting until the app answers %s", appSvc.URL)
+	if s.App.Healthcheck != nil {
+		p.Start("waiting until the app's health check passes")
+	} else if u := r.appURL(s); u != "" {
+		p.Start("waiting until the app answers %s%s", u, s.App.HealthPath)
+	} else {
+		p.Start("waiting until the app runs steadily (no published port)")
+	}
 	if err := r.waitApp(ctx, s, appSvc); err != nil {
-		p.Fail()
-		return nil, err
+		return fail(err)
 	}
 	p.Done()
 	res.Services = []Service{*dbSvc, *appSvc}
 	return res, nil
+}
+
+// previousName is where a replaced container waits until its replacement is ready.
+func previousName(name string) string { return name + "-previous" }
+
+// recoverPrevious finishes an interrupted run: a <name>-previous of the stack
+// is removed when <name> exists, and renamed back otherwise.
+func (r *Runner) recoverPrevious(ctx context.Context, s *Stack) error {
+	for svc, name := range map[string]string{ServiceApp: s.AppContainer(), ServiceMySQL: s.MySQLContainer()} {
+		prev, err := r.API.ContainerInspect(ctx, previousName(name), client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if prev.Container.Config == nil || prev.Container.Config.Labels[LabelStack] != s.Name || prev.Container.Config.Labels[LabelService] != svc {
+			continue // not ours: never touched
+		}
+		_, err = r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		switch {
+		case err == nil:
+			_, err = r.API.ContainerRemove(ctx, prev.Container.ID, client.ContainerRemoveOptions{Force: true})
+		case cerrdefs.IsNotFound(err):
+			_, err = r.API.ContainerRename(ctx, prev.Container.ID, client.ContainerRenameOptions{NewName: name})
+		}
+		if err != nil {
+			return fmt.Errorf("cleaning up %s from an interrupted run: %w", previousName(name), err)
+		}
+	}
+	return nil
+}
+
+// checkMySQLReuse refuses, before anything changes, a MySQL replacement that
+// cannot work on the existing data: the images create the database and the
+// user only when the data volume is empty, so a new database name or user,
+// or a password the data does not know, would fail after the old MySQL is
+// gone. The password is tried against the running MySQL.
+func (r *Runner) checkMySQLReuse(ctx context.Context, s *Stack, cur *container.InspectResponse, sp *spec, password string) error {
+	if cur == nil || cur.Config.Labels[LabelHash] == sp.hash() {
+		return nil
+	}
+	envOf := func(key string) string {
+		for _, e := range cur.Config.Env {
+			if k, v, ok := strings.Cut(e, "="); ok && k == key {
+				return v
+			}
+		}
+		return ""
+	}
+	hint := fmt.Sprintf("MySQL creates the database and user only on an empty data volume, so the running stack is left as it is: "+
+		"keep the old setting, or use a new volume (--volume) or remove the data (docker k8sprep down --volumes --name %s)", s.Name)
+	if old := envOf("MYSQL_DATABASE"); old != "" && old != s.MySQL.Database {
+		return fmt.Errorf("the data volume %s holds database %q, not %q; %s", s.MySQL.Volume, old, s.MySQL.Database, hint)
+	}
+	if old := envOf("MYSQL_USER"); old != "" && old != s.MySQL.User {
+		return fmt.Errorf("the data volume %s was initialised for user %q, not %q; %s", s.MySQL.Volume, old, s.MySQL.User, hint)
+	}
+	if cur.State == nil || !cur.State.Running {
+		return nil
+	}
+	svc := r.service(cur)
+	if len(svc.Published) == 0 {
+		return nil
+	}
+	db, err := openMySQL(s, svc.Published[0], password)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// A MySQL that is still starting gets a few seconds; any answer other
+	// than a refusal lets the run go on.
+	deadline := time.Now().Add(10 * time.Second)
+	bo := newBackoff()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var one int
+		err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if permanentMySQLError(err) {
+			return fmt.Errorf("the running MySQL refuses the new credentials of %s (%v); %s", s.MySQL.User, err, hint)
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(bo.next()):
+		}
+	}
+}
+
+// permanentMySQLError reports errors that waiting does not heal: access
+// denied and unknown database.
+func permanentMySQLError(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1044, 1045, 1049, 1698:
+			return true
+		}
+	}
+	return false
+}
+
+func openMySQL(s *Stack, addr, password string) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User = s.MySQL.User
+	cfg.Passwd = password
+	cfg.Net = "tcp"
+	cfg.Addr = addr
+	cfg.DBName = s.MySQL.Database
+	cfg.Timeout = 2 * time.Second
+	cfg.ReadTimeout = 5 * time.Second
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(0)
+	return db, nil
+}
+
+// txn records the containers a run replaced, to put them back on failure.
+type txn struct {
+	r        *Runner
+	replaced []replacement
+}
+
+type replacement struct {
+	name, oldID, newID string
+	wasRunning         bool
+}
+
+// prepare keeps, or (re)creates without starting, one container so that it
+// matches sp. A container being replaced is stopped and renamed, not
+// removed, until the whole run succeeds.
+func (tx *txn) prepare(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*prepared, error) {
+	r := tx.r
+	h := sp.hash()
+	action := "created"
+	idx := -1
+	if cur != nil {
+		if cur.Config.Labels[LabelHash] == h {
+			if cur.State != nil && cur.State.Running {
+				return &prepared{id: cur.ID, action: "unchanged"}, nil
+			}
+			return &prepared{id: cur.ID, action: "started", needStart: true}, nil
+		}
+		action = "recreated"
+		timeout := 10
+		if _, err := r.API.ContainerStop(ctx, cur.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("stopping the old %s container: %w", sp.Service, err)
+		}
+		if _, err := r.API.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: previousName(sp.Name)}); err != nil {
+			if cur.State != nil && cur.State.Running {
+				_, _ = r.API.ContainerStart(context.WithoutCancel(ctx), cur.ID, client.ContainerStartOptions{})
+			}
+			return nil, fmt.Errorf("renaming the old %s container: %w", sp.Service, err)
+		}
+		tx.replaced = append(tx.replaced, replacement{name: sp.Name, oldID: cur.ID, wasRunning: cur.State != nil && cur.State.Running})
+		idx = len(tx.replaced) - 1
+	}
+	id, err := r.create(ctx, s, sp, h)
+	if err != nil {
+		return nil, err
+	}
+	if idx >= 0 {
+		tx.replaced[idx].newID = id
+	}
+	return &prepared{id: id, action: action, needStart: true, remove: idx < 0}, nil
+}
+
+// rollback removes the replacements and puts the old containers back (the
+// app first), started again when they ran.
+func (tx *txn) rollback(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	for i := len(tx.replaced) - 1; i >= 0; i-- {
+		rp := tx.replaced[i]
+		if rp.newID != "" {
+			if _, err := tx.r.API.ContainerRemove(ctx, rp.newID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if _, err := tx.r.API.ContainerRename(ctx, rp.oldID, client.ContainerRenameOptions{NewName: rp.name}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rp.wasRunning {
+			if _, err := tx.r.API.ContainerStart(ctx, rp.oldID, client.ContainerStartOptions{}); err != nil {
+				errs = append(errs, fmt.Errorf("starting %s again: %w", rp.name, err))
+			}
+		}
+	}
+	tx.replaced = nil
+	return errors.Join(errs...)
+}
+
+// commit removes the replaced containers.
+func (tx *txn) commit(ctx context.Context) {
+	for _, rp := range tx.replaced {
+		_, _ = tx.r.API.ContainerRemove(context.WithoutCancel(ctx), rp.oldID, client.ContainerRemoveOptions{Force: true})
+	}
+	tx.replaced = nil
 }
 
 // checkOwnership inspects the names the stack will use and refuses any that
@@ -389,7 +677,9 @@ type spec struct {
 	Files   map[string]string // path in the container -> sha256 of the content copied in
 	Cmd     []string
 	Healthy bool
-	copy    map[string][]byte // not hashed directly (Files carries their hashes)
+	Aliases []string
+	Health  *container.HealthConfig
+	copy    map[string][]byte // absolute path -> content; not hashed directly (Files carries their hashes)
 }
 
 func (sp *spec) hash() string {
@@ -418,44 +708,71 @@ func (r *Runner) mysqlSpec(s *Stack, imageID string, sec *Secrets) *spec {
 			"MYSQL_PASSWORD_FILE=" + secretsDir + "/mysql-password",
 			"MYSQL_ROOT_PASSWORD_FILE=" + secretsDir + "/mysql-root-password",
 		},
-		Ports:  []Port{{Host: s.MySQL.HostPort, Container: 3306}},
-		HostIP: hostIP,
-		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: s.MySQL.Volume, Target: "/var/lib/mysql"}},
-		Files:  map[string]string{"mysql-password": sha(pw), "mysql-root-password": sha(root)},
-		copy:   map[string][]byte{"mysql-password": pw, "mysql-root-password": root},
+		Ports:   []Port{{Host: s.MySQL.HostPort, Container: 3306}},
+		HostIP:  hostIP,
+		Mounts:  []mount.Mount{{Type: mount.TypeVolume, Source: s.MySQL.Volume, Target: "/var/lib/mysql"}},
+		Files:   map[string]string{"mysql-password": sha(pw), "mysql-root-password": sha(root)},
+		copy:    map[string][]byte{secretsDir + "/mysql-password": pw, secretsDir + "/mysql-root-password": root},
+		Aliases: s.MySQL.Aliases,
+	}
+	for path, b := range sec.initScripts {
+		sp.Files[path] = sha(b)
+		sp.copy[path] = b
 	}
 	return sp
 }
 
-// prepareApp builds (or finds) the app image, writes the config copy and
-// creates the app container without starting it.
-func (r *Runner) prepareApp(ctx context.Context, s *Stack, config []byte, password string, cur *container.InspectResponse) (*prepared, string, error) {
-	var imageID string
+// appImage builds (or finds) the app image and returns its ID. It changes
+// no container.
+func (r *Runner) appImage(ctx context.Context, s *Stack) (string, error) {
 	if s.App.Build != "" {
 		build := r.Build
 		if build == nil {
 			build = ClassicBuild
 		}
-		id, err := build(ctx, r.API, BuildRequest{
+		return build(ctx, r.API, BuildRequest{
 			ContextDir: s.App.Build, Dockerfile: s.App.Dockerfile, Tag: s.App.Image,
-			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog,
+			Labels: map[string]string{LabelStack: s.Name}, Log: r.BuildLog, Exclude: contextExcludes(s), Target: s.App.Target,
 		})
-		if err != nil {
-			return nil, "", err
-		}
-		imageID = id
-	} else {
-		insp, err := r.API.ImageInspect(ctx, s.App.Image)
-		if cerrdefs.IsNotFound(err) {
-			return nil, "", fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
-		} else if err != nil {
-			return nil, "", err
-		}
-		imageID = insp.ID
 	}
+	insp, err := r.API.ImageInspect(ctx, s.App.Image)
+	if cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("app image %s is not on the engine: build or load it first", s.App.Image)
+	} else if err != nil {
+		return "", err
+	}
+	return insp.ID, nil
+}
+
+// configCopyPath is where the rewritten config with this content lives: one
+// file per content, so that a container being replaced keeps its own copy
+// (and finds it again after a rollback).
+func configCopyPath(s *Stack, config []byte) string {
+	base := filepath.Base(s.App.Config.File)
+	ext := filepath.Ext(base)
+	return filepath.Join(s.StateDir(), strings.TrimSuffix(base, ext)+"."+sha(config)[:12]+ext)
+}
+
+// removeStaleConfigs removes the rewritten copies other than keep.
+func removeStaleConfigs(s *Stack, keep string) {
+	if s.App.Config == nil || keep == "" {
+		return
+	}
+	base := filepath.Base(s.App.Config.File)
+	ext := filepath.Ext(base)
+	matches, _ := filepath.Glob(filepath.Join(s.StateDir(), strings.TrimSuffix(base, ext)+".*"+ext))
+	for _, m := range matches {
+		if m != keep {
+			os.Remove(m)
+		}
+	}
+}
+
+// appSpec writes the config copy and returns the app container's desired state.
+func (r *Runner) appSpec(s *Stack, imageID string, config []byte, password string, appFiles map[string][]byte) (*spec, string, error) {
 	configPath := ""
 	if config != nil {
-		configPath = filepath.Join(s.StateDir(), filepath.Base(s.App.Config.File))
+		configPath = configCopyPath(s, config)
 		if err := s.ensureStateDir(s.StateDir()); err != nil {
 			return nil, "", err
 		}
@@ -473,20 +790,52 @@ func (r *Runner) prepareApp(ctx context.Context, s *Stack, config []byte, passwo
 	env["DB_PORT"] = "3306"
 	env["DB_USER"] = s.MySQL.User
 	env["DB_NAME"] = s.MySQL.Database
-	sp := &spec{Name: s.AppContainer(), Service: ServiceApp, ImageID: imageID, Image: s.App.Image, Ports: s.App.Ports}
+	sp := &spec{Name: s.AppContainer(), Service: ServiceApp, ImageID: imageID, Image: s.App.Image, Ports: s.App.Ports,
+		Cmd: s.App.Command, Aliases: s.App.Aliases, Health: healthConfig(s.App.Healthcheck)}
 	if config != nil {
 		// The password travels in the read-only config copy, not in the environment.
 		sp.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: configPath, Target: s.App.Config.MountPath, ReadOnly: true}}
 		sp.Files = map[string]string{s.App.Config.MountPath: sha(config)}
 	} else {
-		env["DB_PASSWORD"] = password
+		// No config file: the password goes in as a file, copied in before
+		// the start, and DB_PASSWORD_FILE names it; DB_PASSWORD (seen by
+		// anyone who can run docker inspect) only when the stack asks.
+		pw := []byte(password + "\n")
+		sp.Files = map[string]string{AppPasswordFile: sha(pw)}
+		sp.copy = map[string][]byte{AppPasswordFile: pw}
+		env["DB_PASSWORD_FILE"] = AppPasswordFile
+		if s.App.PasswordEnv {
+			env["DB_PASSWORD"] = password
+		}
+	}
+	for path, b := range appFiles {
+		if sp.Files == nil {
+			sp.Files = map[string]string{}
+		}
+		if sp.copy == nil {
+			sp.copy = map[string][]byte{}
+		}
+		sp.Files[path] = sha(b)
+		sp.copy[path] = b
 	}
 	for k, v := range env {
 		sp.Env = append(sp.Env, k+"="+v)
 	}
 	sort.Strings(sp.Env)
-	prep, err := r.prepare(ctx, s, sp, cur)
-	return prep, configPath, err
+	return sp, configPath, nil
+}
+
+func passwordNotes(s *Stack, cfgPath string) []string {
+	if cfgPath != "" {
+		return []string{fmt.Sprintf("the app's database password is in the rewritten config mounted read-only at %s, not in its environment", s.App.Config.MountPath)}
+	}
+	notes := []string{fmt.Sprintf("the app has no config file: its database password is in the file %s (DB_PASSWORD_FILE), "+
+		"copied into the container; the app must read the file DB_PASSWORD_FILE names (set app.passwordEnv: true or --password-env "+
+		"for an app that only reads DB_PASSWORD)", AppPasswordFile)}
+	if s.App.PasswordEnv {
+		notes = append(notes, "warning: DB_PASSWORD is in the app container's environment too (app.passwordEnv): anyone who can run docker inspect reads it")
+	}
+	return notes
 }
 
 // prepared is a container that matches its spec, possibly not yet started.
@@ -494,30 +843,6 @@ type prepared struct {
 	id, action string
 	needStart  bool
 	remove     bool // remove it when it fails to start (it never ran)
-}
-
-// prepare keeps, or (re)creates without starting, one container so that it
-// matches sp. Only containers of the stack are ever passed in as cur.
-func (r *Runner) prepare(ctx context.Context, s *Stack, sp *spec, cur *container.InspectResponse) (*prepared, error) {
-	h := sp.hash()
-	action := "created"
-	if cur != nil {
-		if cur.Config.Labels[LabelHash] == h {
-			if cur.State != nil && cur.State.Running {
-				return &prepared{id: cur.ID, action: "unchanged"}, nil
-			}
-			return &prepared{id: cur.ID, action: "started", needStart: true}, nil
-		}
-		action = "recreated"
-		if _, err := r.API.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-			return nil, fmt.Errorf("removing the old %s container: %w", sp.Service, err)
-		}
-	}
-	id, err := r.create(ctx, s, sp, h)
-	if err != nil {
-		return nil, err
-	}
-	return &prepared{id: id, action: action, needStart: true, remove: true}, nil
 }
 
 // start starts a prepared container when needed and describes it.
@@ -566,6 +891,7 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (stri
 			Labels:       withImage(labels(s, sp.Service, h), sp.Image),
 			ExposedPorts: exposed,
 			Cmd:          sp.Cmd,
+			Healthcheck:  sp.Health,
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode:   container.NetworkMode(s.Network),
@@ -574,7 +900,7 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (stri
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			s.Network: {Aliases: []string{sp.Service}},
+			s.Network: {Aliases: append([]string{sp.Service}, sp.Aliases...)},
 		}},
 	})
 	if err != nil {
@@ -595,17 +921,27 @@ func (r *Runner) create(ctx context.Context, s *Stack, sp *spec, h string) (stri
 func (r *Runner) copySecrets(ctx context.Context, id string, files map[string][]byte) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dir := strings.TrimPrefix(secretsDir, "/")
-	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-		return err
-	}
 	names := make([]string, 0, len(files))
+	dirs := map[string]bool{}
 	for n := range files {
 		names = append(names, n)
+		for d := path.Dir(n); d != "/" && d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	dirList := make([]string, 0, len(dirs))
+	for d := range dirs {
+		dirList = append(dirList, d)
+	}
+	sort.Strings(dirList)
+	for _, d := range dirList {
+		if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(d, "/") + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			return err
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: dir + "/" + n, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(files[n]))}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(n, "/"), Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(files[n]))}); err != nil {
 			return err
 		}
 		if _, err := tw.Write(files[n]); err != nil {
@@ -619,6 +955,38 @@ func (r *Runner) copySecrets(ctx context.Context, id string, files map[string][]
 		return fmt.Errorf("copying the password files into the container: %w", err)
 	}
 	return nil
+}
+
+// initDir is where the MySQL images look for first-start scripts.
+const initDir = "/docker-entrypoint-initdb.d"
+
+// readCopies reads the files to copy into a container, keyed by their path
+// in it (under dir when a target is relative or empty).
+func readCopies(list []FileCopy, dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range list {
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", f.Source, err)
+		}
+		t := f.Target
+		if t == "" {
+			t = filepath.Base(f.Source)
+		}
+		if !path.IsAbs(t) {
+			t = path.Join(dir, t)
+		}
+		out[t] = b
+	}
+	return out, nil
+}
+
+// healthConfig is the engine's form of a stack health check.
+func healthConfig(h *Healthcheck) *container.HealthConfig {
+	if h == nil {
+		return nil
+	}
+	return &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 }
 
 func startError(name string, err error) error {
@@ -690,10 +1058,14 @@ func (r *Runner) service(c *container.InspectResponse) *Service {
 }
 
 func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password string) error {
+	w, err := r.watch(ctx, s.MySQLContainer())
+	if err != nil {
+		return err
+	}
 	// The published port shows once the container runs; a container that
 	// already stopped has none.
 	for i := 0; len(svc.Published) == 0; i++ {
-		if err := r.exited(ctx, s.MySQLContainer()); err != nil {
+		if _, err := w.check(ctx); err != nil {
 			return err
 		}
 		if i == 50 {
@@ -706,22 +1078,13 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		}
 		svc.Published = d.Published
 	}
-	cfg := mysql.NewConfig()
-	cfg.User = s.MySQL.User
-	cfg.Passwd = password
-	cfg.Net = "tcp"
-	cfg.Addr = svc.Published[0]
-	cfg.DBName = s.MySQL.Database
-	cfg.Timeout = 2 * time.Second
-	cfg.ReadTimeout = 5 * time.Second
-	conn, err := mysql.NewConnector(cfg)
+	db, err := openMySQL(s, svc.Published[0], password)
 	if err != nil {
 		return err
 	}
-	db := sql.OpenDB(conn)
 	defer db.Close()
-	db.SetMaxIdleConns(0)
 	deadline := time.Now().Add(r.timeout())
+	bo := newBackoff()
 	var last error
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -731,8 +1094,14 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		if last == nil {
 			return nil
 		}
-		if err := r.exited(ctx, s.MySQLContainer()); err != nil {
+		if _, err := w.check(ctx); err != nil {
 			return err
+		}
+		if permanentMySQLError(last) {
+			return fmt.Errorf("MySQL refuses %s on database %s: %v; waiting does not help: the data volume %s was initialised with "+
+				"another password or database (MySQL creates them only on an empty volume): use the password file it was created with, "+
+				"another --volume, or remove the data (docker k8sprep down --volumes --name %s)",
+				s.MySQL.User, s.MySQL.Database, last, s.MySQL.Volume, s.Name)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("MySQL did not accept queries as %s within %s (last error: %v); last lines of its log:\n%s",
@@ -741,65 +1110,191 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(bo.next()):
 		}
 	}
 }
 
-func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
-	if svc.URL == "" {
-		return nil
+// backoff spaces the probes of the readiness loops: 100 ms, doubling, at
+// most 1 s apart (a ready service is seen within a second, and a slow one
+// is not probed dozens of times a second).
+type backoff struct{ d, max time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond, max: time.Second} }
+
+func (b *backoff) next() time.Duration {
+	d := b.d
+	b.d = min(2*b.d, b.max)
+	return d
+}
+
+// stable is how long the app must run without a restart to be ready.
+func (r *Runner) stable() time.Duration {
+	if r.Stable <= 0 {
+		return 3 * time.Second
 	}
-	u := svc.URL + s.App.HealthPath
+	return r.Stable
+}
+
+// appURL is the app's first published port on the engine host. It is known
+// from the stack: a restarting container publishes nothing, so it cannot be
+// read from the container.
+func (r *Runner) appURL(s *Stack) string {
+	if len(s.App.Ports) == 0 {
+		return ""
+	}
+	host, _ := r.engineHost()
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.App.Ports[0].Host))
+}
+
+// waitApp waits until the app container runs, has not restarted, has been
+// up for the stable window and, when it publishes a port, answers its health
+// path below 400. A container that exits or restarts meanwhile fails at once
+// with its log tail.
+func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
+	name := s.AppContainer()
+	w, err := r.watch(ctx, name)
+	if err != nil {
+		return err
+	}
+	base := r.appURL(s)
+	u := ""
+	if base != "" {
+		svc.URL = base
+		if s.App.Healthcheck == nil { // the health check replaces the HTTP probe
+			u = base + s.App.HealthPath
+		}
+	}
 	hc := &http.Client{Timeout: 3 * time.Second}
 	deadline := time.Now().Add(r.timeout())
-	last := ""
+	last := "not probed yet"
+	healthy := u == ""
+	bo := newBackoff()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			if resp.StatusCode < 400 {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		if err := r.exited(ctx, s.AppContainer()); err != nil {
+		st, err := w.check(ctx)
+		if err != nil {
 			return err
 		}
+		if s.App.Healthcheck != nil {
+			switch st.health {
+			case "healthy":
+			case "unhealthy":
+				return fmt.Errorf("the app's health check %q reports unhealthy (last output: %s); last lines of its log:\n%s",
+					strings.Join(s.App.Healthcheck.Test, " "), st.healthLog, r.logTail(ctx, name, 20))
+			default:
+				last = "health " + st.health
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the app's health check did not pass within %s (%s, last output: %s); last lines of its log:\n%s",
+						r.timeout(), last, st.healthLog, r.logTail(ctx, name, 20))
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(bo.next()):
+				}
+				continue
+			}
+		}
+		if !healthy {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			resp, err := hc.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+				resp.Body.Close()
+				if resp.StatusCode < 400 {
+					healthy = true
+				}
+				last = resp.Status
+			} else {
+				last = err.Error()
+			}
+		}
+		if healthy {
+			// Running, answering, and up long enough not to be a crash loop
+			// between two restarts: check the state once more after the wait.
+			if up := time.Since(st.startedAt); up < r.stable() {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(r.stable() - up):
+				}
+				continue
+			}
+			if _, err := w.check(ctx); err != nil {
+				return err
+			}
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the app did not answer %s within %s (last: %s); last lines of its log:\n%s", u, r.timeout(), last, r.logTail(ctx, s.AppContainer(), 20))
+			return fmt.Errorf("the app did not answer %s within %s (last: %s); last lines of its log:\n%s", u, r.timeout(), last, r.logTail(ctx, name, 20))
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(30 * time.Millisecond):
+		case <-time.After(bo.next()):
 		}
 	}
 }
 
-// exited returns an error with the log tail when the container stopped.
-func (r *Runner) exited(ctx context.Context, name string) error {
+// watcher follows one container and fails when it stops or restarts after
+// the watch began.
+type watcher struct {
+	r        *Runner
+	name     string
+	restarts int
+}
+
+type runState struct {
+	startedAt time.Time
+	health    string // the engine's health status, "" without a health check
+	healthLog string // the last health check's output
+}
+
+// watch starts following a container; one that is already crash-looping
+// (restarting now) fails at once.
+func (r *Runner) watch(ctx context.Context, name string) (*watcher, error) {
+	w := &watcher{r: r, name: name}
 	c, err := r.API.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	w.restarts = c.Container.RestartCount
+	if st := c.Container.State; st != nil && st.Restarting {
+		w.restarts = -1 // fail on the first check
+	}
+	return w, nil
+}
+
+func (w *watcher) check(ctx context.Context) (runState, error) {
+	c, err := w.r.API.ContainerInspect(ctx, w.name, client.ContainerInspectOptions{})
+	if err != nil {
+		return runState{}, err
 	}
 	st := c.Container.State
 	if st == nil || st.Status == container.StateCreated {
-		return nil
+		return runState{startedAt: time.Now()}, nil
 	}
-	// The restart policy brings a crashed container back: a restart count
-	// means it crashed while we waited.
-	if st.Restarting || c.Container.RestartCount > 0 {
-		return fmt.Errorf("container %s keeps exiting (exit code %d, restarted %d times); last lines of its log:\n%s", name, st.ExitCode, c.Container.RestartCount, r.logTail(ctx, name, 20))
+	// The restart policy brings a crashed container back: a restart since
+	// the watch began means it crashed while we waited.
+	if st.Restarting || c.Container.RestartCount != w.restarts {
+		return runState{}, fmt.Errorf("container %s keeps exiting (exit code %d, restarted %d times); last lines of its log:\n%s",
+			w.name, st.ExitCode, c.Container.RestartCount, w.r.logTail(ctx, w.name, 20))
 	}
-	if st.Running {
-		return nil
+	if !st.Running {
+		return runState{}, fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", w.name, st.ExitCode, w.r.logTail(ctx, w.name, 20))
 	}
-	return fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", name, st.ExitCode, r.logTail(ctx, name, 20))
+	started, err := time.Parse(time.RFC3339Nano, st.StartedAt)
+	if err != nil {
+		started = time.Now()
+	}
+	rs := runState{startedAt: started}
+	if h := st.Health; h != nil {
+		rs.health = string(h.Status)
+		if n := len(h.Log); n > 0 {
+			rs.healthLog = strings.TrimSpace(h.Log[n-1].Output)
+		}
+	}
+	return rs, nil
 }
 
 func (r *Runner) logTail(ctx context.Context, name string, n int) string {

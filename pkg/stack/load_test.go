@@ -252,3 +252,66 @@ func TestContextLeavesOutState(t *testing.T) {
 		t.Error("the build context lacks main.go or Dockerfile")
 	}
 }
+
+func TestComposeMapsAndRefuses(t *testing.T) {
+	dir := appDir(t)
+	write(t, dir, "api-key.txt", "k\n")
+	write(t, dir, "initdb/01-schema.sql", "CREATE TABLE t (id INT);\n")
+	write(t, dir, "initdb/README", "not a script\n")
+	p := write(t, dir, "compose.yaml", `name: shop
+services:
+  web:
+    build: {context: ., target: final}
+    command: ["/main", "-listen", ":9000"]
+    secrets: [api_key]
+    healthcheck: {test: ["CMD", "/main", "-check"], interval: 2s, retries: 5}
+  db:
+    image: mysql:8.4
+    volumes: ["./initdb:/docker-entrypoint-initdb.d:ro", "data:/var/lib/mysql"]
+volumes: {data: {}}
+secrets:
+  api_key: {file: ./api-key.txt}
+`)
+	s, err := Load(p, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.App
+	if a.Target != "final" || strings.Join(a.Command, " ") != "/main -listen :9000" || len(a.Ports) != 0 {
+		t.Errorf("app: target %q command %q ports %v", a.Target, a.Command, a.Ports)
+	}
+	if len(a.Aliases) != 1 || a.Aliases[0] != "web" || len(s.MySQL.Aliases) != 1 || s.MySQL.Aliases[0] != "db" {
+		t.Errorf("aliases: %v %v", a.Aliases, s.MySQL.Aliases)
+	}
+	if len(a.Secrets) != 1 || a.Secrets[0].Target != "/run/secrets/api_key" || a.Secrets[0].Source != filepath.Join(dir, "api-key.txt") {
+		t.Errorf("secrets: %+v", a.Secrets)
+	}
+	if h := a.Healthcheck; h == nil || strings.Join(h.Test, " ") != "CMD /main -check" || h.Interval.String() != "2s" || h.Retries != 5 {
+		t.Errorf("healthcheck: %+v", a.Healthcheck)
+	}
+	if is := s.MySQL.InitScripts; len(is) != 1 || is[0].Target != "/docker-entrypoint-initdb.d/01-schema.sql" {
+		t.Errorf("init scripts: %+v", is)
+	}
+
+	p = write(t, dir, "compose.yaml", `services:
+  web:
+    build: {context: ., args: {X: "1"}}
+    user: "1000"
+    volumes: ["./src:/src"]
+    entrypoint: ["/bin/sh"]
+  db:
+    image: mysql:8.4
+    command: ["--sql-mode="]
+    volumes: ["./conf:/etc/mysql/conf.d"]
+`)
+	_, err = Load(p, LoadOptions{})
+	if err == nil {
+		t.Fatal("unsupported settings were accepted")
+	}
+	for _, want := range []string{"services.web.build.args", "services.web.user", "services.web.volumes", "services.web.entrypoint",
+		"services.db.command", "services.db.volumes[0] (bind", "refuses them rather than drop them"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

@@ -17,6 +17,8 @@ type Secrets struct {
 	RootPassword string
 	// Generated lists the files created by this run.
 	Generated []string
+
+	initScripts map[string][]byte // MySQL first-start scripts by path in the container
 }
 
 // EnsureSecrets reads the password files, generating a random password with

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -58,6 +59,38 @@ type App struct {
 	Env        map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
 	HealthPath string            `json:"healthPath,omitempty" yaml:"healthPath,omitempty"`
 	Config     *ConfigFile       `json:"config,omitempty" yaml:"config,omitempty"`
+	// PasswordEnv also puts the password in DB_PASSWORD when there is no
+	// config file (it is always in the file DB_PASSWORD_FILE names); the
+	// environment is visible to docker inspect.
+	PasswordEnv bool `json:"passwordEnv,omitempty" yaml:"passwordEnv,omitempty"`
+	// Target is the Dockerfile stage to build (compose build.target).
+	Target string `json:"target,omitempty" yaml:"target,omitempty"`
+	// Command replaces the image's CMD.
+	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
+	// Aliases are more DNS names of the app on the stack's network (compose
+	// service names).
+	Aliases []string `json:"aliases,omitempty" yaml:"aliases,omitempty"`
+	// Secrets are files copied into the container (compose secrets:
+	// /run/secrets/<name>).
+	Secrets []FileCopy `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// Healthcheck is run by the engine in the container; readiness then
+	// waits for "healthy".
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty" yaml:"healthcheck,omitempty"`
+}
+
+// FileCopy is a host file copied into a container before it starts.
+type FileCopy struct {
+	Source string `json:"source" yaml:"source"`
+	Target string `json:"target" yaml:"target"`
+}
+
+// Healthcheck is the engine's health check of a container.
+type Healthcheck struct {
+	Test        []string      `json:"test" yaml:"test"`
+	Interval    time.Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	StartPeriod time.Duration `json:"startPeriod,omitempty" yaml:"startPeriod,omitempty"`
+	Retries     int           `json:"retries,omitempty" yaml:"retries,omitempty"`
 }
 
 // ConfigFile is the app's config file (TOML) and the keys that hold the
@@ -84,6 +117,12 @@ type MySQL struct {
 	Volume           string `json:"volume,omitempty" yaml:"volume,omitempty"`
 	// HostPort publishes 3306 on 127.0.0.1:HostPort; 0 picks a free port.
 	HostPort int `json:"hostPort,omitempty" yaml:"hostPort,omitempty"`
+	// Aliases are more DNS names of MySQL on the stack's network (compose
+	// service names, such as db).
+	Aliases []string `json:"aliases,omitempty" yaml:"aliases,omitempty"`
+	// InitScripts are copied into /docker-entrypoint-initdb.d (run once, on
+	// an empty volume).
+	InitScripts []FileCopy `json:"initScripts,omitempty" yaml:"initScripts,omitempty"`
 }
 
 // Port maps a host port to a container port ("8080:8080" or "8080").
@@ -192,7 +231,9 @@ func (s *Stack) Defaults(dir string) {
 			a.Image = s.Name + "-app:latest"
 		}
 	}
-	if len(a.Ports) == 0 {
+	if a.Ports == nil {
+		// An explicit empty list (`ports: []`, or a compose service without
+		// ports) publishes nothing: readiness is then running and stable.
 		a.Ports = []Port{{Host: 8080, Container: 8080}}
 	}
 	if a.Config == nil && a.Build != "" {
@@ -220,7 +261,13 @@ func (s *Stack) Defaults(dir string) {
 		def(&c.PasswordKey, "mysql.password")
 		def(&c.DatabaseKey, "mysql.database")
 	}
+	for i := range a.Secrets {
+		a.Secrets[i].Source = s.abs(a.Secrets[i].Source)
+	}
 	m := &s.MySQL
+	for i := range m.InitScripts {
+		m.InitScripts[i].Source = s.abs(m.InitScripts[i].Source)
+	}
 	if m.Image == "" {
 		m.Image = DefaultMySQLImage
 	}

@@ -444,6 +444,20 @@ func TestComposeRunRefusesBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("crash-looping app without ports", func(t *testing.T) {
+		name := env.Name("i20-crash")
+		t.Cleanup(func() { c.run("down", "--volumes", "--name", name) })
+		img := t.TempDir()
+		os.WriteFile(filepath.Join(img, "Dockerfile"), []byte("FROM "+dockertest.DebianImage+"\nCMD [\"sh\", \"-c\", \"echo crash-marker; exit 3\"]\n"), 0o644)
+		tag := env.Build(t, dockertest.BuildSpec{Dir: img, Tag: name + "-img:test"})
+		p := filepath.Join(dir, "crash.compose.yaml")
+		os.WriteFile(p, []byte(fmt.Sprintf("name: %s\nservices:\n  worker:\n    image: %s\n  db:\n    image: %s\n", name, tag, dockertest.MariaDBImage)), 0o644)
+		e := c.fails("keeps exiting", "compose-run", "-f", p, "--timeout", "60s")
+		if !strings.Contains(e, "crash-marker") || !strings.Contains(e, name+"-app") {
+			t.Errorf("the error lacks the app's name or log tail:\n%s", e)
+		}
+	})
+
 	t.Run("MySQL never ready", func(t *testing.T) {
 		name := env.Name("k8m")
 		t.Cleanup(func() { c.run("down", "--volumes", "--name", name) })

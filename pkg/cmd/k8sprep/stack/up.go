@@ -25,6 +25,7 @@ type upOptions struct {
 	mysqlImage, database, user, passwordFile, rootPasswordFile     string
 	volume, network                                                string
 	mysqlPort                                                      int
+	passwordEnv                                                    bool
 
 	fromFile  bool
 	format    output.Format
@@ -82,6 +83,7 @@ compose.yaml (an app service plus a mysql/mariadb service).`,
 	fs.StringVar(&o.volume, "volume", "", "Data volume name (default <stack>-mysql-data)")
 	fs.StringVar(&o.network, "network", "", "Network name (default <stack>-net)")
 	fs.IntVar(&o.mysqlPort, "mysql-port", 0, "Publish MySQL on 127.0.0.1:PORT (default: a free port)")
+	fs.BoolVar(&o.passwordEnv, "password-env", false, "Without a config file, also put the password in DB_PASSWORD (visible to docker inspect; it is always in the file DB_PASSWORD_FILE names)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "Do not show progress and notes on stderr")
 	addTimeout(fs, &o.timeout)
 	cmdutil.AddOutputFlag(cmd, &o.output, output.Table, output.JSON, output.YAML)
@@ -160,6 +162,9 @@ func (o *upOptions) override(s *stack.Stack) {
 	set("root-password-file", &s.MySQL.RootPasswordFile, o.rootPasswordFile)
 	set("volume", &s.MySQL.Volume, o.volume)
 	set("network", &s.Network, o.network)
+	if changed("password-env") {
+		s.App.PasswordEnv = o.passwordEnv
+	}
 	if changed("mysql-port") {
 		s.MySQL.HostPort = o.mysqlPort
 	}
@@ -200,6 +205,9 @@ func (o *upOptions) run(cmd *cobra.Command, dockerCLI command.Cli) error {
 	}
 	if res.Config != "" {
 		fmt.Fprintf(errOut, "app config: rewritten copy %s mounted read-only at %s\n", res.Config, s.App.Config.MountPath)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintln(errOut, n)
 	}
 	return nil
 }
