@@ -181,6 +181,8 @@ flannel_files() {
 	mkdir -p "$OUT/flannel" "$d"
 	(cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
 		-ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" -o "$OUT/flannel/flanneld" .)
+	# install-conf: the init container that copies the CNI configuration.
+	(cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w" -o "$OUT/flannel/install-conf" ./cmd/install_conf)
 	gobuild "$OUT/flannel" "github.com/containernetworking/plugins/plugins/meta/flannel@$FLANNEL_CNI_MODULE_VERSION" -ldflags "-s -w"
 	# The manifest as the release publishes it (kube-flannel.yml of the tag).
 	cp "$mod/Documentation/kube-flannel.yml" "$d/kube-flannel.yml"
@@ -268,13 +270,13 @@ images() {
 	# flannel's two images, named as kube-flannel.yml names them.
 	local ctx=$WORK/img-flannel
 	mkdir -p "$ctx"
-	cp "$OUT/flannel/flanneld" "$ctx/"
+	cp "$OUT/flannel/flanneld" "$OUT/flannel/install-conf" "$ctx/"
 	cat >"$ctx/Dockerfile" <<-'EOF'
 		ARG BASE
 		FROM ${BASE}
-		RUN apt-get update && apt-get install -y --no-install-recommends iptables ipset kmod \
+		RUN apt-get update && apt-get install -y --no-install-recommends iptables ipset nftables iproute2 kmod ca-certificates \
 		 && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
-		COPY flanneld /opt/bin/flanneld
+		COPY flanneld install-conf /opt/bin/
 	EOF
 	save_image flannel "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" "$ctx"
 	log "  ghcr.io/flannel-io/flannel:$FLANNEL_VERSION"
@@ -297,8 +299,8 @@ step runc "runc=$RUNC_VERSION" runc_files
 step cni "cni=$CNI_PLUGINS_VERSION" cni_files
 step crictl "crictl=$CRICTL_VERSION" crictl_files
 step k8s "k8s=$K8S_VERSION $(cat "$K8S_BIN/.stamp" 2>/dev/null)" k8s_files
-step flannel "flannel=$FLANNEL_VERSION cni=$FLANNEL_CNI_MODULE_VERSION" flannel_files
-step images "k8s=$K8S_VERSION flannel=$FLANNEL_VERSION/$FLANNEL_CNI_TAG $(cat "$K8S_BIN/.stamp" 2>/dev/null) base=$(docker image inspect -f '{{.Id}}' "$DEBIAN_REF" 2>/dev/null) pause=$(cat "$HERE"/pause/* | sha256sum | cut -c1-16)" images
+step flannel "flannel=$FLANNEL_VERSION cni=$FLANNEL_CNI_MODULE_VERSION install-conf=1" flannel_files
+step images "k8s=$K8S_VERSION flannel=$FLANNEL_VERSION/$FLANNEL_CNI_TAG/install-conf $(cat "$K8S_BIN/.stamp" 2>/dev/null) base=$(docker image inspect -f '{{.Id}}' "$DEBIAN_REF" 2>/dev/null) pause=$(cat "$HERE"/pause/* | sha256sum | cut -c1-16)" images
 printf '{"kubernetes": "%s", "containerd": "%s", "runc": "%s", "cniPlugins": "%s", "crictl": "%s", "flannel": "%s"}\n' \
 	"$K8S_VERSION" "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$CRICTL_VERSION" "$FLANNEL_VERSION" >"$OUT/versions.json.tmp"
 mv -f "$OUT/versions.json.tmp" "$OUT/versions.json"

@@ -14,10 +14,12 @@
 //	init           kubeadm init on the first control plane, from a config file
 //	join-control-planes  kubeadm join --control-plane, one at a time
 //	join-workers   kubeadm join, in parallel
+//	cni            flannel's release manifest with the pod subnet; every node Ready
+//	coredns        CoreDNS spread over the nodes (kubeadm starts both on the first)
 //	kubeconfig     admin.conf (through the endpoint) into the state directory, 0600
 //
-// Built so far: the phases above. Next (the rest of issue 13): CNI, add-ons,
-// CoreDNS spread, merge into the user's kubeconfig, verify with pkg/inspect.
+// Built so far: the phases above. Next (the rest of issue 13): add-ons, the
+// merge into the user's kubeconfig, verify with pkg/inspect.
 package bootstrap
 
 import (
@@ -110,7 +112,7 @@ func (r *run) stateDir() string {
 }
 
 // Phases are the phase names, in order (Options.Until takes one).
-var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "join-control-planes", "join-workers", "kubeconfig"}
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "join-control-planes", "join-workers", "cni", "coredns", "kubeconfig"}
 
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
@@ -137,6 +139,8 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"init", r.initFirst},
 		step{"join-control-planes", r.joinControlPlanes},
 		step{"join-workers", r.joinWorkers},
+		step{"cni", r.cni},
+		step{"coredns", r.spreadCoreDNS},
 		step{"kubeconfig", r.kubeconfig},
 	)
 	return &r.res, err
@@ -276,6 +280,21 @@ func (r *run) download(ctx context.Context) error {
 			if f.Cached {
 				cached++
 			}
+		}
+	}
+	if r.c.Spec.Network.CNI == "flannel" {
+		fa, err := artifacts.Flannel(a.Flannel)
+		if err != nil {
+			return err
+		}
+		got, err := s.Fetch(ctx, fa)
+		if err != nil {
+			return err
+		}
+		r.files["manifest/"+got.Name] = got
+		total++
+		if got.Cached {
+			cached++
 		}
 	}
 	r.record(PhaseResult{Phase: "download", Detail: fmt.Sprintf("%d files, %d from the cache", total, cached), Duration: time.Since(t0), Changed: cached < total})

@@ -68,9 +68,10 @@ spec:
   registries:
     mirrors:
       registry.k8s.io: [%s]
+      ghcr.io: [%s]
 `, user, bed.KeyFile, bed.KnownHostsFile, bed.Host("cp-1").Address, bed.Host("cp-2").Address, bed.Host("cp-3").Address, bed.Host("worker-1").Address, bed.VIP,
 		v.Kubernetes, v.Containerd, v.Runc, v.CNIPlugins, v.Crictl,
-		u.MirrorURL("dl.k8s.io"), u.MirrorURL("github.com"), u.RegistryMirror("registry.k8s.io"))
+		u.MirrorURL("dl.k8s.io"), u.MirrorURL("github.com"), u.RegistryMirror("registry.k8s.io"), u.RegistryMirror("ghcr.io"))
 	c, err := inventory.Parse(filepath.Join(t.TempDir(), "cluster.yaml"), []byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -175,9 +176,21 @@ func TestHAControlPlane(t *testing.T) {
 		t.Fatal("no kubeconfig")
 	}
 	kubectl := kubectlBin(t)
-	out, err := exec.Command(kubectl, "--kubeconfig", first.Kubeconfig, "get", "nodes", "-o", "name").CombinedOutput()
-	if err != nil || strings.Count(string(out), "node/") != 4 {
-		t.Fatalf("kubectl get nodes through %s: %v\n%s", c.Endpoint(), err, out)
+	out, err := exec.Command(kubectl, "--kubeconfig", first.Kubeconfig, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}").CombinedOutput()
+	if err != nil || strings.Count(string(out), "=True") != 4 {
+		t.Fatalf("kubectl get nodes through %s: 4 Ready nodes wanted: %v\n%s", c.Endpoint(), err, out)
+	}
+	// CoreDNS answers on more than one node, and resolves the API's Service.
+	dns, err := exec.Command(kubectl, "--kubeconfig", first.Kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns",
+		"-o", "jsonpath={range .items[*]}{.spec.nodeName}={.status.phase} {end}").CombinedOutput()
+	running := map[string]bool{}
+	for _, f := range strings.Fields(string(dns)) {
+		if node, phase, _ := strings.Cut(f, "="); phase == "Running" {
+			running[node] = true
+		}
+	}
+	if err != nil || len(running) < 2 {
+		t.Errorf("CoreDNS should run on 2 nodes: %v %s", err, dns)
 	}
 	if b, _ := os.ReadFile(first.Kubeconfig); !strings.Contains(string(b), "server: https://"+c.Endpoint()) {
 		t.Errorf("the kubeconfig does not go through the VIP %s", c.Endpoint())

@@ -253,10 +253,14 @@ func checkAcross(c *inventory.Cluster, hosts []Host) []Finding {
 				Fix:     "run an NTP client (systemd-timesyncd, chrony) on every host"})
 		}
 	}
-	// The cluster's networks must not overlap the hosts'.
+	// The cluster's networks must not overlap the hosts'. A node's own
+	// CNI interfaces (cni0, flannel.1) carry pod-subnet addresses: skip nodes.
 	pod, _ := netip.ParsePrefix(c.Spec.Network.PodSubnet)
 	svc, _ := netip.ParsePrefix(c.Spec.Network.ServiceSubnet)
 	for _, h := range hosts {
+		if h.Facts.KubeletConf {
+			continue
+		}
 		for _, n := range h.Facts.Networks() {
 			for _, cn := range []struct {
 				name string

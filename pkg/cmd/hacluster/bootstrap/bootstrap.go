@@ -45,11 +45,12 @@ re-run on a built cluster changes nothing:
   runtime (containerd, runc, CNI plugins, crictl), kube-binaries, load-balancer
   (HAProxy + keepalived with the VIP), init (kubeadm init on the first control
   plane), join-control-planes (one at a time), join-workers (in parallel),
-  kubeconfig (admin.conf through the endpoint, 0600, in --state-dir).
+  cni (flannel; every node Ready), coredns (spread over the nodes), kubeconfig
+  (admin.conf through the endpoint, 0600, in --state-dir).
 
-Not done yet by bootstrap: the network plugin and add-ons (until then:
-kubectl hacluster addons install calico metrics-server), CoreDNS spreading and
-the merge into your kubeconfig. Bootstrap tokens and certificate keys reach
+Not done yet by bootstrap: add-ons (kubectl hacluster addons install
+metrics-server after it), calico as the CNI, and the merge into your
+kubeconfig. Bootstrap tokens and certificate keys reach
 kubeadm in 0600 files that are removed after use, never on a command line.`,
 		Example: `  kubectl hacluster bootstrap --example > cluster.yaml
   kubectl hacluster preflight -f cluster.yaml --accept-new-host-keys

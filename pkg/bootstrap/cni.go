@@ -1,0 +1,159 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hacluster/hacluster/pkg/remote"
+)
+
+// kubectlOnFirst runs kubectl as root on the first control plane with its
+// admin.conf; stdin, when set, is given to it.
+func (r *run) kubectlOnFirst(ctx context.Context, args string, stdin []byte) (string, error) {
+	c := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
+	cmd := remote.Cmd{Script: "kubectl --kubeconfig " + adminConf + " " + args, Sudo: true}
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	res, err := c.Run(ctx, cmd)
+	return res.Stdout, err
+}
+
+// flannelNetwork is the pod network line of kube-flannel.yml's net-conf.json.
+const flannelNetwork = `"Network": "10.244.0.0/16"`
+
+// The CNI configuration's spec version: kube-flannel.yml says 1.0.0; 0.4.0
+// is what every flannel CNI plugin speaks, the one the release image ships
+// and the older one of containernetworking/plugins that the node bed's image
+// carries (the newer one's module is not served here), and bridge and
+// portmap accept it too.
+const (
+	flannelCNIVersion = `"cniVersion": "1.0.0"`
+	cniVersion        = `"cniVersion": "0.4.0"`
+)
+
+// cni installs the network plugin and waits until every node is Ready.
+// flannel: the release's kube-flannel.yml (checksum pinned), with the
+// cluster's pod subnet, applied with kubectl on the first control plane.
+func (r *run) cni(ctx context.Context) error {
+	t0 := time.Now()
+	switch r.c.Spec.Network.CNI {
+	case "none":
+		r.record(PhaseResult{Phase: "cni", Detail: "cni: none (install your own; nodes stay NotReady until then)"})
+		return nil
+	case "calico":
+		r.record(PhaseResult{Phase: "cni", Detail: "calico is not installed by bootstrap yet: run `kubectl hacluster addons install calico`"})
+		return nil
+	}
+	f, ok := r.files["manifest/kube-flannel.yml"]
+	if !ok {
+		return fmt.Errorf("kube-flannel.yml was not downloaded")
+	}
+	raw, err := os.ReadFile(f.Path)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(raw, []byte(flannelNetwork)) {
+		return fmt.Errorf("kube-flannel.yml %s has no %s line to set the pod subnet in", r.c.Spec.Artifacts.Flannel, flannelNetwork)
+	}
+	manifest := bytes.Replace(raw, []byte(flannelNetwork), []byte(fmt.Sprintf(`"Network": %q`, r.c.Spec.Network.PodSubnet)), 1)
+	manifest = bytes.Replace(manifest, []byte(flannelCNIVersion), []byte(cniVersion), 1)
+	sum := sha256.Sum256(manifest)
+	want := hex.EncodeToString(sum[:])
+	first := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
+	stamp := stampDir + "/cni-flannel.sha256"
+	have, _ := first.ReadFile(ctx, stamp, true)
+	ds, _ := r.kubectlOnFirst(ctx, "-n kube-flannel get daemonset kube-flannel-ds -o name --ignore-not-found", nil)
+	changed := false
+	if strings.TrimSpace(string(have)) != want || strings.TrimSpace(ds) == "" {
+		if _, err := r.kubectlOnFirst(ctx, "apply -f -", manifest); err != nil {
+			return fmt.Errorf("apply kube-flannel.yml: %w", err)
+		}
+		if err := first.WriteFile(ctx, stamp, strings.NewReader(want+"\n"), 0o644, true); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
+		return err
+	}
+	detail := "flannel " + r.c.Spec.Artifacts.Flannel + " running, every node Ready"
+	if changed {
+		detail = "flannel " + r.c.Spec.Artifacts.Flannel + " applied (pod network " + r.c.Spec.Network.PodSubnet + "), every node Ready"
+	}
+	r.record(PhaseResult{Phase: "cni", Changed: changed, Detail: detail, Duration: time.Since(t0)})
+	r.o.Logf("  %s (%s)", detail, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// waitNodesReady waits until every host of the cluster file is a Ready Node.
+func (r *run) waitNodesReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		out, err := r.kubectlOnFirst(ctx, `get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'`, nil)
+		if err == nil {
+			ready := map[string]bool{}
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				name, st, _ := strings.Cut(l, "=")
+				ready[name] = st == "True"
+			}
+			var waiting []string
+			for _, h := range r.c.Spec.Hosts {
+				if !ready[h.Name] {
+					waiting = append(waiting, h.Name)
+				}
+			}
+			if len(waiting) == 0 {
+				return nil
+			}
+			last = "not Ready: " + strings.Join(waiting, ", ")
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nodes not Ready after %s (%s)", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// spreadCoreDNS: kubeadm creates CoreDNS while the first control plane is the
+// only node, so both replicas run there and the cluster's DNS dies with that
+// node. Once the other nodes are Ready, a rollout restart lets the scheduler
+// spread them (its anti-affinity is preferred, not required).
+func (r *run) spreadCoreDNS(ctx context.Context) error {
+	t0 := time.Now()
+	out, err := r.kubectlOnFirst(ctx, `-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}'`, nil)
+	if err != nil {
+		return err
+	}
+	nodes := map[string]bool{}
+	pods := 0
+	for _, n := range strings.Fields(out) {
+		nodes[n] = true
+		pods++
+	}
+	if pods < 2 || len(nodes) > 1 || len(r.c.Spec.Hosts) < 2 {
+		r.record(PhaseResult{Phase: "coredns", Detail: fmt.Sprintf("%d replicas on %d node(s)", pods, len(nodes)), Duration: time.Since(t0)})
+		return nil
+	}
+	if _, err := r.kubectlOnFirst(ctx, "-n kube-system rollout restart deployment/coredns", nil); err != nil {
+		return err
+	}
+	if _, err := r.kubectlOnFirst(ctx, "-n kube-system rollout status deployment/coredns --timeout=3m", nil); err != nil {
+		return err
+	}
+	r.record(PhaseResult{Phase: "coredns", Changed: true, Detail: "both replicas were on one node: restarted to spread them", Duration: time.Since(t0)})
+	return nil
+}
