@@ -199,7 +199,14 @@ func TestHAControlPlane(t *testing.T) {
 	if err != nil || strings.Count(members, `"name"`) != 3 || strings.Contains(members, "isLearner") {
 		t.Errorf("etcd members: %v\n%s", err, members)
 	}
-	// No bootstrap token or certificate key left on the hosts.
+	// kubeadm's log holds no secret, and only root reads it.
+	if out, err := bed.Host("cp-1").Exec(ctx, "sh", "-c", "stat -c %a /var/log/hacluster-kubeadm.log; grep -cE -- '--token [a-z0-9]{6}[.][a-z0-9]{16}|--certificate-key [0-9a-f]{64}' /var/log/hacluster-kubeadm.log || true"); err != nil || strings.Fields(out)[0] != "600" || strings.TrimSpace(strings.Fields(out)[1]) != "0" {
+		t.Errorf("kubeadm log: mode and secret lines %q %v", out, err)
+	}
+	// The run's bootstrap token is gone; no token or certificate key is left on the hosts.
+	if tokens, err := bed.Host("cp-1").Exec(ctx, "kubeadm", "token", "list", "--kubeconfig", "/etc/kubernetes/admin.conf"); err != nil || strings.Contains(tokens, "kubectl hacluster bootstrap") {
+		t.Errorf("bootstrap tokens left: %v\n%s", err, tokens)
+	}
 	for _, h := range bed.Hosts {
 		if out, err := h.Exec(ctx, "sh", "-c", "ls /etc/kubernetes/hacluster 2>/dev/null"); err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("%s: kubeadm config files left: %q %v", h.Name, out, err)

@@ -58,7 +58,7 @@ func (r *run) initFirst(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.kubeadm(ctx, c, initConfigFile, cfg, "kubeadm init --config "+initConfigFile+" --upload-certs"); err != nil {
+	if err := r.kubeadm(ctx, c, initConfigFile, cfg, "kubeadm init --config "+initConfigFile+" --upload-certs --skip-token-print --skip-certificate-key-print"); err != nil {
 		return fmt.Errorf("%s: %w", h.Name, err)
 	}
 	r.certificateKey = key
@@ -79,7 +79,7 @@ func (r *run) joinControlPlanes(ctx context.Context) error {
 }
 
 func (r *run) joinWorkers(ctx context.Context) error {
-	return r.onEveryHost("join-workers", func(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
+	err := r.onEveryHost("join-workers", func(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
 		if isControlPlane(h) {
 			return false, "a control plane", nil
 		}
@@ -88,6 +88,16 @@ func (r *run) joinWorkers(ctx context.Context) error {
 		}
 		return true, "kubeadm join", r.joinHost(ctx, h, false)
 	})(ctx)
+	if err != nil {
+		return err
+	}
+	// Every host has joined: the token this run made has no use left.
+	if id, _, ok := strings.Cut(r.creds.token, "."); ok {
+		if _, err := r.fleet.Conns[r.c.ControlPlanes()[0].Name].Output(ctx, "kubeadm token delete "+id+" --kubeconfig "+adminConf+" >/dev/null", true); err != nil {
+			r.o.Logf("  warning: could not delete bootstrap token %s (it expires in %s): %v", id, tokenTTL, err)
+		}
+	}
+	return nil
 }
 
 func (r *run) join(ctx context.Context, h inventory.Host, controlPlane bool) error {
@@ -186,12 +196,13 @@ func caCertHash(pemBytes []byte) (string, error) {
 }
 
 // kubeadm writes the config (0600), runs the command with its output in a
-// log on the host, and removes the config whatever happened.
+// root-only log on the host (kubeadm is told not to print the token or the
+// certificate key), and removes the config whatever happened.
 func (r *run) kubeadm(ctx context.Context, c *remote.Conn, file, cfg, cmd string) error {
 	if err := c.WriteFile(ctx, file, strings.NewReader(cfg), 0o600, true); err != nil {
 		return err
 	}
-	script := fmt.Sprintf("%s >%s 2>&1; rc=$?; rm -f %s; if [ $rc -ne 0 ]; then tail -n 25 %s >&2; fi; exit $rc", cmd, kubeadmLogFile, file, kubeadmLogFile)
+	script := fmt.Sprintf("umask 077; %s >%s 2>&1; rc=$?; rm -f %s; if [ $rc -ne 0 ]; then tail -n 25 %s >&2; fi; exit $rc", cmd, kubeadmLogFile, file, kubeadmLogFile)
 	ctx, cancel := context.WithTimeout(ctx, joinWaitTimeout)
 	defer cancel()
 	_, err := c.Run(ctx, remote.Cmd{Script: script, Sudo: true})
@@ -245,9 +256,11 @@ func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string) (stri
 	k := r.c.Spec.Kubernetes
 	n := r.c.Spec.Network
 	initCfg := map[string]any{
-		"apiVersion":       kubeadmAPI,
-		"kind":             "InitConfiguration",
-		"certificateKey":   certKey,
+		"apiVersion":     kubeadmAPI,
+		"kind":           "InitConfiguration",
+		"certificateKey": certKey,
+		// kubeadm's own token lives 24 h by default; joins make their own.
+		"bootstrapTokens":  []any{map[string]any{"ttl": "1h0m0s", "description": "kubeadm init (joins use their own token)"}},
 		"localAPIEndpoint": map[string]any{"advertiseAddress": h.InternalAddress, "bindPort": 6443},
 		"nodeRegistration": r.nodeRegistration(h, f, true),
 	}

@@ -7,8 +7,9 @@
 //     a changed key is always refused, with the fix in the message.
 //   - Login by private key file or the SSH agent; optionally through a bastion.
 //   - Privileged commands go through sudo for non-root users: `sudo -n` when
-//     no password is configured, else `sudo -S` with the password written to
-//     the command's stdin from a file. Secrets never appear on a command line
+//     sudo needs no password (asked once per connection), else `sudo -k -S`
+//     with the password written to stdin from a file (-k: sudo always reads
+//     it, so it can never reach the command instead). Secrets never appear on a command line
 //     (another user's `ps` shows it), in an error or in a log.
 //   - Files are written atomically (a temporary file in the same folder,
 //     then rename), with their mode set before any byte is written.
@@ -82,6 +83,9 @@ type Conn struct {
 	Target Target
 	client *ssh.Client
 	jump   *ssh.Client
+
+	sudoOnce     sync.Once
+	sudoPassword bool // sudo asks this user for a password
 }
 
 // HostKeyError is a refused host key.
@@ -349,10 +353,11 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	line := "sh -c " + Quote(cmd.Script)
 	stdin := cmd.Stdin
 	if cmd.Sudo && c.Target.User != "root" && c.Target.Sudo {
-		if len(c.Target.SudoPassword) > 0 {
+		if len(c.Target.SudoPassword) > 0 && c.sudoNeedsPassword(ctx) {
 			// -S reads the password from stdin (first line), -p '' prints no
-			// prompt; the rest of stdin goes to the command.
-			line = "sudo -S -p '' -- " + line
+			// prompt, -k ignores cached credentials so that sudo reads it
+			// every time; the rest of stdin goes to the command.
+			line = "sudo -k -S -p '' -- " + line
 			pw := append(bytes.TrimRight(append([]byte(nil), c.Target.SudoPassword...), "\r\n"), '\n')
 			if stdin == nil {
 				stdin = bytes.NewReader(pw)
@@ -398,6 +403,17 @@ func (c *Conn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	default:
 		return res, fmt.Errorf("%s: %s: %w", c.Target.name(), firstLine(cmd.Script), err)
 	}
+}
+
+// sudoNeedsPassword asks sudo once whether this user's `sh -c` needs a
+// password. A password sent to a sudo that does not ask for one would be read
+// by the command instead.
+func (c *Conn) sudoNeedsPassword(ctx context.Context) bool {
+	c.sudoOnce.Do(func() {
+		_, err := c.Run(ctx, Cmd{Script: "sudo -n -- sh -c true 2>/dev/null"})
+		c.sudoPassword = err != nil
+	})
+	return c.sudoPassword
 }
 
 // Output runs a script and returns its stdout.

@@ -106,6 +106,24 @@ func TestRootAndSudoUsers(t *testing.T) {
 	}
 }
 
+// A password configured for a user whose sudo needs none never reaches the
+// command's stdin (it would end up in the file written).
+func TestUnneededSudoPasswordIsNotSent(t *testing.T) {
+	b := need(t)
+	h := b.Hosts[0]
+	tg := target(h, nodebed.SudoUser)
+	tg.SudoPassword = []byte("not-a-real-password\n")
+	admin := dial(t, tg)
+	ctx := context.Background()
+	if err := admin.WriteFile(ctx, "/etc/hacluster-test/nopw", strings.NewReader("content\n"), 0o600, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := admin.ReadFile(ctx, "/etc/hacluster-test/nopw", true)
+	if err != nil || string(got) != "content\n" {
+		t.Errorf("file holds %q (%v): the password went to the command", got, err)
+	}
+}
+
 func TestSudoPasswordNeverOnACommandLineOrInTheJournal(t *testing.T) {
 	b := need(t)
 	h := b.Hosts[1]
