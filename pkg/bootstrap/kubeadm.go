@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -202,11 +203,32 @@ func (r *run) kubeadm(ctx context.Context, c *remote.Conn, file, cfg, cmd string
 	if err := c.WriteFile(ctx, file, strings.NewReader(cfg), 0o600, true); err != nil {
 		return err
 	}
-	script := fmt.Sprintf("umask 077; %s >%s 2>&1; rc=$?; rm -f %s; if [ $rc -ne 0 ]; then tail -n 25 %s >&2; fi; exit $rc", cmd, kubeadmLogFile, file, kubeadmLogFile)
+	// The log is made 0600 first; kubeadm itself keeps the default umask
+	// (the files it writes have their own modes).
+	script := fmt.Sprintf("(umask 077; : >%[2]s); %[1]s >>%[2]s 2>&1; rc=$?; rm -f %[3]s; if [ $rc -ne 0 ]; then tail -n 25 %[2]s >&2; fi; exit $rc", cmd, kubeadmLogFile, file)
 	ctx, cancel := context.WithTimeout(ctx, joinWaitTimeout)
 	defer cancel()
 	_, err := c.Run(ctx, remote.Cmd{Script: script, Sudo: true})
+	var ee *remote.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%s failed: %s (the whole output: %s on %s)", strings.Fields(cmd)[0]+" "+strings.Fields(cmd)[1], kubeadmReason(ee.Stderr), kubeadmLogFile, c.Target.Name)
+	}
 	return err
+}
+
+// kubeadmReason picks the line of kubeadm's output that says what failed.
+func kubeadmReason(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.Contains(strings.ToLower(l), "error") && !strings.Contains(l, "To see the stack trace") {
+			return l
+		}
+	}
+	if len(lines) > 0 {
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+	return "no output"
 }
 
 func exists(ctx context.Context, c *remote.Conn, path string) bool {

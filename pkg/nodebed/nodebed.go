@@ -55,6 +55,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -524,13 +525,16 @@ func (h *Host) Start(ctx context.Context) error {
 }
 
 func (h *Host) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
 	defer cancel()
 	// systemctl --wait returns when the boot is over (running or degraded);
 	// it says "offline" while the entrypoint has not yet handed over to systemd.
+	// Each try has its own deadline: a busy engine may drop one exec.
 	var state string
 	for {
-		out, err := h.Exec(ctx, "systemctl", "is-system-running", "--wait")
+		try, cancelTry := context.WithTimeout(ctx, time.Minute)
+		out, err := h.Exec(try, "systemctl", "is-system-running", "--wait")
+		cancelTry()
 		state = strings.TrimSpace(out)
 		if state != "offline" && state != "" {
 			break
@@ -640,10 +644,20 @@ func (b *Bed) path(name string) string { return filepath.Join(b.dir, name) }
 // it makes the bed, hands it to set (nil when the engine or an artifact is
 // missing outside CI: the tests then skip), logs every host's journal when a
 // test failed, and removes the bed. It returns the exit code for os.Exit.
+//
+// Test packages take turns (a lock file in the temporary directory): `go
+// test ./...` runs packages in parallel, and two beds bootstrapping clusters
+// at once on 2 cores starve each other and the engine.
 func Main(m *testing.M, opts Options, set func(*Bed)) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	unlock, err := lockBeds(logf)
+	if err != nil {
+		logf("nodebed: %v", err)
+		return 1
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
 	if opts.Logf == nil {
 		opts.Logf = logf
 	}
@@ -667,4 +681,25 @@ func Main(m *testing.M, opts Options, set func(*Bed)) int {
 		code = 1
 	}
 	return code
+}
+
+// lockBeds waits for the machine-wide test-bed lock.
+func lockBeds(logf func(string, ...any)) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "hacluster-nodebed-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		logf("nodebed: another test package has a bed; waiting for it")
+		t0 := time.Now()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, err
+		}
+		logf("nodebed: waited %s", time.Since(t0).Round(time.Second))
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
