@@ -150,7 +150,7 @@ func (r runner) up(n int) error {
 	// Leftovers of a runner that was killed: remove them, start afresh.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if left, err := nodebed.Remove(ctx, r.id, r.path("ssh")); err != nil {
+	if left, err := nodebed.Remove(ctx, r.id); err != nil {
 		return err
 	} else if left > 0 {
 		fmt.Fprintf(os.Stderr, "nodebed: removed %d leftover hosts\n", left)
@@ -210,7 +210,7 @@ func (r runner) down() error {
 	// A runner killed with SIGKILL leaves its containers: remove them by label.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	left, err := nodebed.Remove(ctx, r.id, r.path("ssh"))
+	left, err := nodebed.Remove(ctx, r.id)
 	switch {
 	case stopped:
 		fmt.Fprintln(os.Stderr, "nodebed: stopped")

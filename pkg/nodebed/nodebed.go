@@ -20,8 +20,8 @@
 // them as it would on a real server:
 //   - The kernel. Whatever a kubelet changes under /proc/sys outside its own
 //     network namespace (kernel.panic, vm.overcommit_memory, ...) changes this
-//     machine; the bed records those sysctls at start and restores them at
-//     Stop (HostSysctls).
+//     machine; the machine's own values are recorded once for all beds (when
+//     none runs) and every Stop, and Remove, restores them (HostSysctls).
 //   - No --privileged (CAP_SYS_RESOURCE is outside this machine's bounding
 //     set): hosts run with every other capability, no seccomp or AppArmor
 //     profile, all devices, a private cgroup namespace, and the entrypoint
@@ -148,7 +148,7 @@ type Bed struct {
 	env        *dockertest.Env
 	dir        string
 	removeDir  bool
-	sysctls    []Sysctl
+	registered bool // in the machine's sysctl record (joinSysctls)
 	logf       func(string, ...any)
 	knownHosts sync.Mutex
 }
@@ -244,7 +244,6 @@ func New(ctx context.Context, opts Options) (_ *Bed, err error) {
 	if b.logf == nil {
 		b.logf = func(string, ...any) {}
 	}
-	b.sysctls = readSysctls()
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Stop())
@@ -258,9 +257,10 @@ func New(ctx context.Context, opts Options) (_ *Bed, err error) {
 	} else if err := os.MkdirAll(b.dir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := saveSysctls(b.path(sysctlFile), b.sysctls); err != nil {
+	if err := joinSysctls(env.ID()); err != nil {
 		return nil, err
 	}
+	b.registered = true
 	b.UpstreamDNS = upstreamDNS()
 	if err := b.makeKey(); err != nil {
 		return nil, err
@@ -345,9 +345,9 @@ func (b *Bed) Dir() string { return b.dir }
 func (b *Bed) ID() string { return b.env.ID() }
 
 // Remove deletes what a bed with Options.ID id left behind (its runner was
-// killed before Stop) and restores the sysctls recorded in dir, if any. It
-// returns how many containers it removed.
-func Remove(ctx context.Context, id, dir string) (int, error) {
+// killed before Stop) and restores the machine's sysctls. It returns how many
+// containers it removed.
+func Remove(ctx context.Context, id string) (int, error) {
 	env, err := dockertest.Connect(ctx, id, "nodebed")
 	if err != nil {
 		return 0, err
@@ -357,11 +357,7 @@ func Remove(ctx context.Context, id, dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	errs := []error{env.Cleanup(nil)}
-	if saved, err := loadSysctls(filepath.Join(dir, sysctlFile)); err == nil {
-		errs = append(errs, restoreSysctls(saved, nil))
-		_ = os.Remove(filepath.Join(dir, sysctlFile))
-	}
+	errs := []error{env.Cleanup(nil), leaveSysctls(id, nil)}
 	return len(res.Items), errors.Join(errs...)
 }
 
@@ -376,9 +372,8 @@ func (b *Bed) Stop() error {
 		errs = append(errs, b.env.Cleanup(nil))
 		b.env.Client.Close()
 	}
-	errs = append(errs, restoreSysctls(b.sysctls, b.logf))
-	if b.dir != "" {
-		_ = os.Remove(b.path(sysctlFile))
+	if b.registered {
+		errs = append(errs, leaveSysctls(b.env.ID(), b.logf))
 	}
 	if b.removeDir && b.dir != "" {
 		errs = append(errs, os.RemoveAll(b.dir))

@@ -387,6 +387,44 @@ func TestStopRestoresHostSysctls(t *testing.T) {
 	}
 }
 
+// A bed that starts after a kubelet changed the machine's sysctls still
+// restores the machine's own values, whichever bed stops last.
+func TestLaterBedRestoresTheMachinesValues(t *testing.T) {
+	need(t)
+	if os.Geteuid() != 0 {
+		t.Skip("restoring sysctls needs root")
+	}
+	ctx := ctxT(t, 3*time.Minute)
+	const p = "/proc/sys/kernel/panic"
+	orig, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := nodebed.New(ctx, nodebed.Options{Prefix: "nbs", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the kubelet does at start (kernel.panic=10), seen by the machine.
+	if _, err := first.Hosts[0].Exec(ctx, "sysctl", "-w", "kernel.panic=10"); err != nil {
+		first.Stop()
+		t.Fatal(err)
+	}
+	second, err := nodebed.New(ctx, nodebed.Options{Prefix: "nbs", Count: 1})
+	if err != nil {
+		first.Stop()
+		t.Fatal(err)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != string(orig) {
+		t.Fatalf("kernel.panic is %s after both beds stopped, was %s", strings.TrimSpace(string(got)), strings.TrimSpace(string(orig)))
+	}
+}
+
 func TestBootTimeAndIdleMemory(t *testing.T) {
 	b := need(t)
 	ctx := ctxT(t, time.Minute)
