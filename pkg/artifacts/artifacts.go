@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,17 +71,9 @@ var FlannelManifests = map[string]string{
 func Flannel(version string) (Artifact, error) {
 	sum, ok := FlannelManifests[version]
 	if !ok {
-		return Artifact{}, fmt.Errorf("flannel %s: no pinned checksum (known: %s)", version, strings.Join(mapKeys(FlannelManifests), ", "))
+		return Artifact{}, fmt.Errorf("flannel %s: no pinned checksum (known: %s)", version, strings.Join(slices.Sorted(maps.Keys(FlannelManifests)), ", "))
 	}
 	return Artifact{Name: "kube-flannel.yml", URL: "https://github.com/flannel-io/flannel/releases/download/" + version + "/kube-flannel.yml", Pinned: sum}, nil
-}
-
-func mapKeys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // List is every artifact bootstrap installs, for linux on arch (amd64, arm64).

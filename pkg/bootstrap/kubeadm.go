@@ -81,7 +81,7 @@ func (r *run) joinControlPlanes(ctx context.Context) error {
 
 func (r *run) joinWorkers(ctx context.Context) error {
 	err := r.onEveryHost("join-workers", func(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
-		if isControlPlane(h) {
+		if h.HasRole(inventory.RoleControlPlane) {
 			return false, "a control plane", nil
 		}
 		if exists(ctx, c, kubeletConf) {
@@ -254,21 +254,12 @@ func (r *run) nodeRegistration(h inventory.Host, f *facts.Facts, controlPlane bo
 	if len(ignore) > 0 {
 		nr["ignorePreflightErrors"] = ignore
 	}
-	if controlPlane && !contains(h.Roles, inventory.RoleWorker) {
+	if controlPlane && !h.HasRole(inventory.RoleWorker) {
 		nr["taints"] = []any{map[string]any{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}}
 	} else if controlPlane {
 		nr["taints"] = []any{}
 	}
 	return nr
-}
-
-func contains(xs []string, x string) bool {
-	for _, s := range xs {
-		if s == x {
-			return true
-		}
-	}
-	return false
 }
 
 // initConfig renders kubeadm's InitConfiguration, ClusterConfiguration,

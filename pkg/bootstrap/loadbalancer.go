@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ func (r *run) loadBalancer(ctx context.Context) error {
 	}
 	cps := r.c.ControlPlanes()
 	onCP := func(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
-		if !isControlPlane(h) {
+		if !h.HasRole(inventory.RoleControlPlane) {
 			return false, "not a control plane", nil
 		}
 		kconf, err := r.keepalivedConfig(h, f, cps, pass)
@@ -164,16 +165,9 @@ backend kube-apiservers
     default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions check check-ssl verify none
 `, c.Spec.ControlPlaneEndpoint.Port)
 	for _, h := range cps {
-		fmt.Fprintf(&b, "    server %s %s\n", h.Name, joinHostPort(h.InternalAddress, 6443))
+		fmt.Fprintf(&b, "    server %s %s\n", h.Name, net.JoinHostPort(h.InternalAddress, "6443"))
 	}
 	return b.String()
-}
-
-func joinHostPort(h string, p int) string {
-	if a, err := netip.ParseAddr(h); err == nil && a.Is6() {
-		return fmt.Sprintf("[%s]:%d", h, p)
-	}
-	return fmt.Sprintf("%s:%d", h, p)
 }
 
 // checkHAProxyScript: keepalived keeps the VIP where HAProxy runs. It checks

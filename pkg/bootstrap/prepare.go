@@ -81,7 +81,7 @@ func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 // control planes behind a VIP, HAProxy and keepalived.
 func missingPackages(c *inventory.Cluster, h inventory.Host, f *facts.Facts) []string {
 	want := map[string]string{"conntrack": "conntrack", "socat": "socat", "ethtool": "ethtool", "ebtables": "ebtables"}
-	if c.Spec.ControlPlaneEndpoint.VIP != "" && slices.Contains(h.Roles, inventory.RoleControlPlane) {
+	if c.Spec.ControlPlaneEndpoint.VIP != "" && h.HasRole(inventory.RoleControlPlane) {
 		want["haproxy"], want["keepalived"] = "haproxy", "keepalived"
 	}
 	var out []string

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,7 +219,7 @@ func Parse(out string) (*Facts, error) {
 			f.DefaultRouteInterface = v
 		case k == "listening":
 			for _, p := range list(v) {
-				if n, err := strconv.Atoi(p); err == nil && !containsInt(f.Listening, n) {
+				if n, err := strconv.Atoi(p); err == nil && !slices.Contains(f.Listening, n) {
 					f.Listening = append(f.Listening, n)
 				}
 			}
@@ -259,15 +260,6 @@ func list(s string) []string {
 	return out
 }
 
-func containsInt(xs []int, n int) bool {
-	for _, x := range xs {
-		if x == n {
-			return true
-		}
-	}
-	return false
-}
-
 // InterfaceFor returns the interface holding addr, or nil.
 func (f *Facts) InterfaceFor(addr netip.Addr) (*Interface, netip.Prefix) {
 	for i := range f.Interfaces {
@@ -296,4 +288,4 @@ func (f *Facts) Networks() []netip.Prefix {
 }
 
 // Listens reports whether something listens on TCP port.
-func (f *Facts) Listens(port int) bool { return containsInt(f.Listening, port) }
+func (f *Facts) Listens(port int) bool { return slices.Contains(f.Listening, port) }

@@ -17,6 +17,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/hacluster/hacluster/pkg/yamlfile"
@@ -314,15 +315,15 @@ func (c *Cluster) Workers() []Host { return c.withRole(RoleWorker) }
 func (c *Cluster) withRole(role string) []Host {
 	var out []Host
 	for _, h := range c.Spec.Hosts {
-		for _, r := range h.Roles {
-			if r == role {
-				out = append(out, h)
-				break
-			}
+		if h.HasRole(role) {
+			out = append(out, h)
 		}
 	}
 	return out
 }
+
+// HasRole reports whether the host has the role (RoleControlPlane, RoleWorker).
+func (h Host) HasRole(role string) bool { return slices.Contains(h.Roles, role) }
 
 // Endpoint is the control-plane endpoint as host:port.
 func (c *Cluster) Endpoint() string {

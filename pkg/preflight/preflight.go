@@ -102,8 +102,6 @@ func Failed(findings []Finding, ignore []string) []Finding {
 	return out
 }
 
-func isCP(h inventory.Host) bool { return slices.Contains(h.Roles, inventory.RoleControlPlane) }
-
 func checkHost(c *inventory.Cluster, h Host) []Finding {
 	f := h.Facts
 	var out []Finding
@@ -121,7 +119,7 @@ func checkHost(c *inventory.Cluster, h Host) []Finding {
 	default:
 		add("Arch", Error, fmt.Sprintf("architecture %q: Kubernetes binaries exist for x86_64 and aarch64", f.Arch), "")
 	}
-	if isCP(h.Host) {
+	if h.HasRole(inventory.RoleControlPlane) {
 		if f.CPUs < MinControlPlaneCPUs {
 			add("NumCPU", Error, fmt.Sprintf("%d CPU(s); a control plane needs at least %d", f.CPUs, MinControlPlaneCPUs), "give the machine more CPUs")
 		}
@@ -165,7 +163,7 @@ func checkHost(c *inventory.Cluster, h Host) []Finding {
 		return out
 	}
 	ports := []int{10250}
-	if isCP(h.Host) {
+	if h.HasRole(inventory.RoleControlPlane) {
 		ports = append(ports, 6443, 2379, 2380, 10257, 10259)
 		if e := c.Spec.ControlPlaneEndpoint; e.VIP != "" {
 			ports = append(ports, e.Port)
@@ -278,7 +276,7 @@ func checkAcross(c *inventory.Cluster, hosts []Host) []Finding {
 	// with ARP, which does not cross routers).
 	if vip, err := netip.ParseAddr(c.Spec.ControlPlaneEndpoint.VIP); err == nil {
 		for _, h := range hosts {
-			if !isCP(h.Host) {
+			if !h.HasRole(inventory.RoleControlPlane) {
 				continue
 			}
 			ip, err := netip.ParseAddr(h.InternalAddress)
@@ -303,7 +301,7 @@ func checkVIPFree(ctx context.Context, c *inventory.Cluster, hosts []Host, probe
 		return nil
 	}
 	for _, h := range hosts {
-		if !isCP(h.Host) {
+		if !h.HasRole(inventory.RoleControlPlane) {
 			continue
 		}
 		if h.Facts.KubeletConf {
