@@ -52,9 +52,10 @@ func newExportK8sCmd(dockerCLI command.Cli) *cobra.Command {
 		Long: `export k8s writes the stack as Kubernetes manifests into a folder (k8s/ by
 default): a Secret with the MySQL passwords (file mode 0600), MySQL as a
 StatefulSet with a PVC template and a headless Service on 3306, the rewritten
-app config as a ConfigMap pointing at that Service's DNS name, the app as a
-Deployment (readiness and liveness probes, resources, non-root security
-context) and the app's Service (--service-type, ClusterIP by default).
+app config (that Service's DNS name, the stack's user and password) as a
+Secret (mode 0600) mounted where the app reads it, the app as a Deployment
+(readiness and liveness probes, resources, non-root security context) and
+the app's Service (--service-type, ClusterIP by default).
 Existing files that changed are only replaced with --force. Apply them with
 kubectl apply -f DIR.`,
 		Example: `  docker k8sprep export k8s -o k8s
