@@ -204,7 +204,11 @@ func (o *upOptions) run(cmd *cobra.Command, dockerCLI command.Cli) error {
 		fmt.Fprintf(errOut, "generated password file %s (mode 0600)\n", g)
 	}
 	if res.Config != "" {
-		fmt.Fprintf(errOut, "app config: rewritten copy %s mounted read-only at %s\n", res.Config, s.App.Config.MountPath)
+		where := ""
+		if f := s.App.Config.MountPathFrom; f != "" {
+			where = " (" + f + ")"
+		}
+		fmt.Fprintf(errOut, "app config: rewritten copy %s mounted read-only at %s%s\n", res.Config, s.App.Config.MountPath, where)
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintln(errOut, n)
