@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hacluster/hacluster/pkg/dockertest"
+	"github.com/hacluster/hacluster/pkg/k8sexport/replay"
 	"github.com/hacluster/hacluster/pkg/stack"
 )
 
@@ -532,5 +533,84 @@ secrets:
 	}
 	if !strings.Contains(strings.Join(insp.Container.Config.Env, " "), "GREETING=from-compose") {
 		t.Errorf("app env: %v", insp.Container.Config.Env)
+	}
+}
+
+// TestExportTakesTheFlagsOfComposeRunE2E: the article's way, compose-run
+// from flags alone (--mysql-image, --database, -e); export k8s without flags
+// then writes the same settings, and the exported objects replayed on the
+// engine (pkg/k8sexport/replay) get a query through the app.
+func TestExportTakesTheFlagsOfComposeRunE2E(t *testing.T) {
+	env := dockertest.New(t)
+	env.RequireImage(t, dockertest.MariaDBImage)
+	env.RequireImage(t, dockertest.GolangImage)
+	dir := copyApp(t)
+	os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte(testDockerignore), 0o644)
+	name := env.Name("h20flags")
+	c := newCLI(t, dir)
+	t.Cleanup(func() {
+		c.run("down", "--volumes", "--name", name)
+		env.Client.ImageRemove(context.Background(), name+"-app:latest", client.ImageRemoveOptions{Force: true})
+	})
+	port := freePort(t)
+	c.ok("compose-run", "--name", name, "--mysql-image", dockertest.MariaDBImage, "--database", "shop", "-e", "GREETING=from-flags",
+		"--port", fmt.Sprintf("%d:8080", port), "-q")
+	if rt := getRoundtrip(t, fmt.Sprintf("http://127.0.0.1:%d", port)); !rt.OK {
+		t.Fatalf("compose-run roundtrip: %+v", rt)
+	}
+	c.ok("down", "--volumes", "--name", name) // the replay below runs its own MySQL
+
+	k8sDir := filepath.Join(t.TempDir(), "k8s")
+	out, _ := c.ok("export", "k8s", "--name", name, "-o", k8sDir, "--format", "json")
+	var rep struct {
+		Notes []string `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "flags of the last compose-run") {
+		t.Fatalf("export notes: %v %s", err, out)
+	}
+	objs, err := replay.Load(k8sDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts, err := objs.Workload("StatefulSet", name+"-mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := objs.Workload("Deployment", name+"-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envOf := func(w *replay.Workload) map[string]string {
+		m := map[string]string{}
+		for _, e := range w.Template.Spec.Containers[0].Env {
+			m[e.Name] = e.Value
+		}
+		return m
+	}
+	if img := sts.Template.Spec.Containers[0].Image; img != dockertest.MariaDBImage || envOf(sts)["MYSQL_DATABASE"] != "shop" {
+		t.Errorf("MySQL: %s %v", img, envOf(sts))
+	}
+	if e := envOf(dep); e["GREETING"] != "from-flags" || e["DB_NAME"] != "shop" {
+		t.Errorf("app env: %v", e)
+	}
+	// The flags given to export win.
+	other := filepath.Join(t.TempDir(), "k8s")
+	c.ok("export", "k8s", "--name", name, "-o", other, "-e", "GREETING=from-export")
+	if b, _ := os.ReadFile(filepath.Join(other, "31-app-deployment.yaml")); !strings.Contains(string(b), "from-export") {
+		t.Errorf("export -e did not override:\n%s", b)
+	}
+
+	netName := env.Network(t, "h20-flags")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	db := objs.Start(t, env, sts, netName, "h20")
+	app := objs.Start(t, env, dep, netName, "h20")
+	for _, p := range []*replay.Pod{db, app} {
+		if err := p.WaitReady(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rt := getRoundtrip(t, "http://"+app.Ports["http"]); !rt.OK || rt.Rows != 1 {
+		t.Fatalf("roundtrip through the exported app: %+v", rt)
 	}
 }
