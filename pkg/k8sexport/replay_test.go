@@ -2,10 +2,7 @@ package k8sexport_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,30 +14,6 @@ import (
 	"github.com/hacluster/hacluster/pkg/k8sexport/replay"
 	"github.com/hacluster/hacluster/pkg/stack"
 )
-
-// copyGoApp copies examples/goapp (its files, no folders) into a fresh folder.
-func copyGoApp(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join("..", "..", "examples", "goapp")
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
 
 // TestExportReplayedOnDocker exports the sample app (it reads its password
 // from config.toml) and runs the exported objects on the real engine as a
@@ -55,7 +28,7 @@ func TestExportReplayedOnDocker(t *testing.T) {
 	env := dockertest.New(t)
 	env.RequireImage(t, dockertest.MariaDBImage)
 	env.RequireImage(t, dockertest.GolangImage)
-	dir := copyGoApp(t)
+	dir := dockertest.CopyGoApp(t)
 	start := time.Now()
 	tag := env.Build(t, dockertest.BuildSpec{Dir: dir, Tag: env.Name("h20-goapp") + ":test"})
 	t.Logf("app image built in %s", time.Since(start).Round(100*time.Millisecond))
@@ -127,7 +100,7 @@ func TestExportReplayedOnDocker(t *testing.T) {
 		}
 	}
 	for i := int64(1); i <= 2; i++ {
-		rt := getRoundtrip(t, "http://"+app.Ports["http"])
+		rt := dockertest.GetRoundtrip(t, "http://"+app.Ports["http"])
 		if !rt.OK || rt.Rows != i {
 			t.Fatalf("roundtrip %d through the exported app: %+v", i, rt)
 		}
@@ -152,31 +125,4 @@ func TestExportReplayedOnDocker(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
-}
-
-type roundtrip struct {
-	OK    bool   `json:"ok"`
-	Rows  int64  `json:"rows"`
-	Error string `json:"error"`
-}
-
-func getRoundtrip(t *testing.T, url string) roundtrip {
-	t.Helper()
-	var last string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get(url + "/roundtrip")
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var r roundtrip
-		if resp.StatusCode == 200 && json.Unmarshal(b, &r) == nil {
-			return r
-		}
-		last = resp.Status + " " + string(b)
-	}
-	t.Fatalf("GET %s/roundtrip: %s", url, last)
-	return roundtrip{}
 }

@@ -199,22 +199,16 @@ func (o *Objects) start(t testing.TB, env *dockertest.Env, w *Workload, netName,
 		var items []corev1.KeyToPath
 		switch {
 		case v.Secret != nil:
-			s, ok := o.Secrets[v.Secret.SecretName]
-			if !ok {
-				return nil, fmt.Errorf("volume %s: Secret %s is not among the manifests", v.Name, v.Secret.SecretName)
+			if files, err = o.data("Secret", v.Secret.SecretName); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
-			files, items = s.Data, v.Secret.Items
+			items = v.Secret.Items
 			if v.Secret.DefaultMode != nil {
 				mode = *v.Secret.DefaultMode
 			}
 		case v.ConfigMap != nil:
-			cm, ok := o.ConfigMaps[v.ConfigMap.Name]
-			if !ok {
-				return nil, fmt.Errorf("volume %s: ConfigMap %s is not among the manifests", v.Name, v.ConfigMap.Name)
-			}
-			files = map[string][]byte{}
-			for k, d := range cm.Data {
-				files[k] = []byte(d)
+			if files, err = o.data("ConfigMap", v.ConfigMap.Name); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
 			items = v.ConfigMap.Items
 			if v.ConfigMap.DefaultMode != nil {
@@ -394,6 +388,25 @@ func containerPort(c corev1.Container, target intstr.IntOrString, port int32) (i
 	return port, nil
 }
 
+// data returns the keys of the Secret or ConfigMap name.
+func (o *Objects) data(kind, name string) (map[string][]byte, error) {
+	switch kind {
+	case "Secret":
+		if s, ok := o.Secrets[name]; ok {
+			return s.Data, nil
+		}
+	case "ConfigMap":
+		if cm, ok := o.ConfigMaps[name]; ok {
+			out := make(map[string][]byte, len(cm.Data))
+			for k, v := range cm.Data {
+				out[k] = []byte(v)
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%s %s is not among the manifests", kind, name)
+}
+
 // env resolves the container's environment the way the kubelet does.
 func (o *Objects) env(c corev1.Container) ([]string, error) {
 	if len(c.EnvFrom) > 0 {
@@ -407,28 +420,22 @@ func (o *Objects) env(c corev1.Container) ([]string, error) {
 			if strings.Contains(v, "$(") {
 				return nil, fmt.Errorf("env %s: $(VAR) references are not replayed", e.Name)
 			}
-		case e.ValueFrom.SecretKeyRef != nil:
-			ref := e.ValueFrom.SecretKeyRef
-			s, ok := o.Secrets[ref.Name]
-			if !ok {
-				return nil, fmt.Errorf("env %s: Secret %s is not among the manifests", e.Name, ref.Name)
+		case e.ValueFrom.SecretKeyRef != nil, e.ValueFrom.ConfigMapKeyRef != nil:
+			kind, name, key := "Secret", "", ""
+			if r := e.ValueFrom.SecretKeyRef; r != nil {
+				name, key = r.Name, r.Key
+			} else {
+				kind, name, key = "ConfigMap", e.ValueFrom.ConfigMapKeyRef.Name, e.ValueFrom.ConfigMapKeyRef.Key
 			}
-			b, ok := s.Data[ref.Key]
+			d, err := o.data(kind, name)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+			b, ok := d[key]
 			if !ok {
-				return nil, fmt.Errorf("env %s: Secret %s has no key %q", e.Name, ref.Name, ref.Key)
+				return nil, fmt.Errorf("env %s: %s %s has no key %q", e.Name, kind, name, key)
 			}
 			v = string(b)
-		case e.ValueFrom.ConfigMapKeyRef != nil:
-			ref := e.ValueFrom.ConfigMapKeyRef
-			cm, ok := o.ConfigMaps[ref.Name]
-			if !ok {
-				return nil, fmt.Errorf("env %s: ConfigMap %s is not among the manifests", e.Name, ref.Name)
-			}
-			d, ok := cm.Data[ref.Key]
-			if !ok {
-				return nil, fmt.Errorf("env %s: ConfigMap %s has no key %q", e.Name, ref.Name, ref.Key)
-			}
-			v = d
 		default:
 			return nil, fmt.Errorf("env %s: only secretKeyRef and configMapKeyRef are replayed", e.Name)
 		}
