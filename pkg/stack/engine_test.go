@@ -101,6 +101,9 @@ func TestUpFailsOnCrashLoop(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), s.AppContainer()) {
 				t.Fatalf("error lacks the app's name or log tail:\n%v", err)
 			}
+			if strings.Contains(err.Error(), "exit code 0") {
+				t.Errorf("an app that exits non-zero is reported with exit code 0:\n%v", err)
+			}
 			t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), firstLine(err))
 			// Every rerun fails too.
 			if _, err := r.Up(context.Background(), s); err == nil || !strings.Contains(err.Error(), tc.want) {
