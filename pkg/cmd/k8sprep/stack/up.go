@@ -39,10 +39,12 @@ MySQL with passwords read from files (generated with mode 0600 under
 .k8sprep/<stack>/ when absent; never on a command line, never printed), waits
 until MySQL accepts queries over TCP as the app's user, builds the app image,
 writes a rewritten copy of the app's config.toml (database host = the MySQL
-container, port 3306; your file is not modified) mounted read-only, starts the
-app and waits until it answers. Running it again recreates only what changed
+container, port 3306; your file is not modified) mounted read-only where the
+image has the file (the Dockerfile's COPY of it, else its WORKDIR), starts
+the app and waits until it answers. Running it again recreates only what changed
 (image, environment, config). The stack comes from flags, a k8sprep.yaml or a
-compose.yaml (an app service plus a mysql/mariadb service).`,
+compose.yaml (an app service plus a mysql/mariadb service). A stack started
+from flags alone is remembered for export k8s.`,
 		Example: `  # The article's app: a Dockerfile and config.toml in the current folder
   docker k8sprep compose-run --mysql-image mysql:8.4 --port 8080:8080
   # From a stack file
