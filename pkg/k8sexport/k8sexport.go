@@ -1,8 +1,11 @@
 // Package k8sexport turns a stack (pkg/stack) into Kubernetes manifests: a
 // Secret with the MySQL passwords, MySQL as a StatefulSet with a PVC template
-// and a headless Service on 3306, the rewritten app config as a ConfigMap
-// pointing at that Service's DNS name, the app as a Deployment with probes,
-// resources and a non-root security context, and the app's Service.
+// and a headless Service on 3306, the rewritten app config (pointing at that
+// Service's DNS name and carrying the password) as a Secret mounted where the
+// app reads it, the app as a Deployment with probes, resources and a non-root
+// security context, and the app's Service. The app gets its password the way
+// compose-run gives it: in the config file, else in the file DB_PASSWORD_FILE
+// names (and DB_PASSWORD only when the stack asks for it).
 // It knows nothing of cobra and does not link client-go.
 package k8sexport
 
@@ -11,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -52,6 +56,14 @@ func ParseServiceType(s string) (corev1.ServiceType, error) {
 	return "", fmt.Errorf("unknown service type %q: use %s", s, strings.Join(ServiceTypes, ", "))
 }
 
+// ConfigSecretFile is the file of the Secret with the app's rewritten config.
+const ConfigSecretFile = "30-app-config-secret.yaml"
+
+// obsoleteFiles were written by earlier versions and are removed by Write
+// when they carry the stack's labels: 30-app-configmap.yaml held the
+// config without its password, which the app then lacked.
+var obsoleteFiles = []string{"30-app-configmap.yaml"}
+
 // Manifest is one object and the file it goes to.
 type Manifest struct {
 	File   string `json:"file"`
@@ -63,16 +75,18 @@ type Manifest struct {
 }
 
 // Names of the exported objects.
-func secretName(s *stack.Stack) string    { return s.Name + "-mysql" }
-func mysqlName(s *stack.Stack) string     { return s.Name + "-mysql" }
-func configMapName(s *stack.Stack) string { return s.Name + "-config" }
-func appName(s *stack.Stack) string       { return s.Name + "-app" }
+func secretName(s *stack.Stack) string { return s.Name + "-mysql" }
+func mysqlName(s *stack.Stack) string  { return s.Name + "-mysql" }
+func configName(s *stack.Stack) string { return s.Name + "-config" }
+func appName(s *stack.Stack) string    { return s.Name + "-app" }
 
 // Secret keys; the file names match the ones compose-run copies into the container.
 const (
 	keyPassword     = "mysql-password"
 	keyRootPassword = "mysql-root-password"
 	secretsMount    = "/run/k8sprep"
+	// appPasswordFile is stack.AppPasswordFile: DB_PASSWORD_FILE without a config file.
+	appPasswordFile = stack.AppPasswordFile
 	appUID          = 65532 // "nonroot" of distroless/static; scratch images have no user database
 )
 
@@ -202,9 +216,6 @@ func Build(s *stack.Stack, password, rootPassword string, config []byte, o Optio
 			{Name: "DB_PORT", Value: "3306"},
 			{Name: "DB_USER", Value: s.MySQL.User},
 			{Name: "DB_NAME", Value: s.MySQL.Database},
-			{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: secretName(s)}, Key: keyPassword,
-			}}},
 		},
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: s.App.HealthPath, Port: intstr.FromString("http")}},
@@ -243,21 +254,39 @@ func Build(s *stack.Stack, password, rootPassword string, config []byte, o Optio
 	out = append(out, Manifest{File: "20-mysql-service.yaml", Kind: "Service", Name: mysqlSvc.Name, Object: mysqlSvc})
 	out = append(out, Manifest{File: "21-mysql-statefulset.yaml", Kind: "StatefulSet", Name: sts.Name, Object: sts})
 	if s.App.Config != nil && config != nil {
-		// The password stays in the Secret (DB_PASSWORD); the ConfigMap holds none.
-		rewritten, err := s.RewriteConfig(config, MySQLHost(s), 3306, "")
+		// The rewritten config carries the password, as compose-run's copy
+		// does, so the whole file is a Secret key, mounted (subPath) at the
+		// one path the app reads it from; no ConfigMap ever holds it.
+		rewritten, err := s.RewriteConfig(config, MySQLHost(s), 3306, password)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.App.Config.File, err)
 		}
 		key := filepath.Base(s.App.Config.File)
-		cm := &corev1.ConfigMap{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-			ObjectMeta: metav1.ObjectMeta{Name: configMapName(s), Labels: appLabels},
-			Data:       map[string]string{key: string(rewritten)},
+		cs := &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Name: configName(s), Labels: appLabels},
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{key: rewritten},
 		}
-		out = append(out, Manifest{File: "30-app-configmap.yaml", Kind: "ConfigMap", Name: cm.Name, Object: cm})
+		out = append(out, Manifest{File: ConfigSecretFile, Kind: "Secret", Name: cs.Name, Object: cs, Sensitive: true})
 		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "config", MountPath: s.App.Config.MountPath, SubPath: key, ReadOnly: true})
-		podSpec.Volumes = append(podSpec.Volumes, corev1.Volume{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name},
+		podSpec.Volumes = append(podSpec.Volumes, corev1.Volume{Name: "config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			// 0444: the app runs as uid 65532, not as the files' owner (root).
+			SecretName: cs.Name, DefaultMode: ptr(int32(0o444)),
+		}}})
+	} else {
+		// No config file: the password is the file DB_PASSWORD_FILE names,
+		// from the same Secret as MySQL's; DB_PASSWORD only when asked for.
+		container.Env = append(container.Env, corev1.EnvVar{Name: "DB_PASSWORD_FILE", Value: appPasswordFile})
+		if s.App.PasswordEnv {
+			container.Env = append(container.Env, corev1.EnvVar{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: secretName(s)}, Key: keyPassword,
+			}}})
+		}
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "db-password", MountPath: path.Dir(appPasswordFile), ReadOnly: true})
+		podSpec.Volumes = append(podSpec.Volumes, corev1.Volume{Name: "db-password", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secretName(s), DefaultMode: ptr(int32(0o444)),
+			Items: []corev1.KeyToPath{{Key: keyPassword, Path: path.Base(appPasswordFile)}},
 		}}})
 	}
 	podSpec.Containers = []corev1.Container{container}
@@ -292,7 +321,16 @@ func Explain(s *stack.Stack, o Options) []string {
 	}
 	lines := []string{
 		fmt.Sprintf("MySQL Service %s is headless (clusterIP: None): one database Pod needs no virtual IP, the name %s resolves straight to the Pod, and a StatefulSet needs such a governing Service for its stable Pod name %s-0.%s.", mysqlName(s), MySQLHost(s), mysqlName(s), mysqlName(s)),
-		fmt.Sprintf("The app reads %s:3306 (DB_HOST and the ConfigMap) and its password from Secret %s (DB_PASSWORD); the ConfigMap holds no password.", MySQLHost(s), secretName(s)),
+	}
+	if s.App.Config != nil {
+		lines = append(lines, fmt.Sprintf("The app reads %s:3306 and its password from its config file: the rewritten %s (host %s, port 3306, the stack's database, user and password) is Secret %s, mounted read-only at %s; no ConfigMap holds it. A running Pod does not see a changed subPath file: after re-applying a changed config, run `kubectl rollout restart deployment/%s`.",
+			MySQLHost(s), filepath.Base(s.App.Config.File), MySQLHost(s), configName(s), s.App.Config.MountPath, appName(s)))
+	} else {
+		l := fmt.Sprintf("The app has no config file: DB_HOST=%s, DB_PORT=3306, and its password in the file %s (DB_PASSWORD_FILE), mounted from Secret %s; the app must read that file", MySQLHost(s), appPasswordFile, secretName(s))
+		if s.App.PasswordEnv {
+			l += "; DB_PASSWORD also comes from the Secret (passwordEnv)"
+		}
+		lines = append(lines, l+".")
 	}
 	switch t {
 	case corev1.ServiceTypeClusterIP:
@@ -384,7 +422,7 @@ func pruneNested(v any) {
 type WriteResult struct {
 	Manifest
 	Path   string `json:"path"`
-	Action string `json:"action"` // created, updated or unchanged
+	Action string `json:"action"` // created, updated, unchanged or removed
 }
 
 // Write puts the manifests into dir. A file that exists with other content
@@ -437,7 +475,40 @@ func Write(dir string, ms []Manifest, force bool) ([]WriteResult, error) {
 		}
 		out = append(out, WriteResult{Manifest: j.m, Path: j.path, Action: j.act})
 	}
-	return out, nil
+	return append(out, removeObsolete(dir, ms)...), nil
+}
+
+// removeObsolete removes the files of obsoleteFiles that an earlier export
+// of the same stack wrote (its labels say so), so that `kubectl apply -f DIR`
+// does not bring them back; a file without those labels is left alone.
+func removeObsolete(dir string, ms []Manifest) []WriteResult {
+	stackName := ""
+	for _, m := range ms {
+		if o, ok := m.Object.(metav1.Object); ok {
+			stackName = o.GetLabels()["app.kubernetes.io/name"]
+			break
+		}
+	}
+	var out []WriteResult
+	for _, f := range obsoleteFiles {
+		p := filepath.Join(dir, f)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var obj struct {
+			Kind     string            `json:"kind"`
+			Metadata metav1.ObjectMeta `json:"metadata"`
+		}
+		if yaml.Unmarshal(b, &obj) != nil || stackName == "" ||
+			obj.Metadata.Labels["app.kubernetes.io/managed-by"] != "docker-k8sprep" || obj.Metadata.Labels["app.kubernetes.io/name"] != stackName {
+			continue
+		}
+		if os.Remove(p) == nil {
+			out = append(out, WriteResult{Manifest: Manifest{File: f, Kind: obj.Kind, Name: obj.Metadata.Name}, Path: p, Action: "removed"})
+		}
+	}
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -81,10 +81,20 @@ func TestBuild(t *testing.T) {
 	if c := sts.Spec.Template.Spec.Containers[0]; c.Image != stack.DefaultMySQLImage || c.ReadinessProbe == nil || c.LivenessProbe == nil {
 		t.Errorf("mysql container: %+v", c)
 	}
-	cm := decode[corev1.ConfigMap](t, find(t, ms, "30-app-configmap.yaml"))
-	got := cm.Data["config.toml"]
-	if !strings.Contains(got, `ip = "shop-mysql"`) || !strings.Contains(got, "port = 3306") || !strings.Contains(got, `password = ""`) || strings.Contains(got, "12345678") {
-		t.Errorf("configmap config.toml:\n%s", got)
+	// The rewritten config, password included, is a Secret; no ConfigMap at all.
+	for _, m := range ms {
+		if m.Kind == "ConfigMap" {
+			t.Errorf("%s: a ConfigMap is exported", m.File)
+		}
+	}
+	cs := decode[corev1.Secret](t, find(t, ms, ConfigSecretFile))
+	got := string(cs.Data["config.toml"])
+	if cs.Name != "shop-config" || !find(t, ms, ConfigSecretFile).Sensitive {
+		t.Errorf("config secret %s not sensitive", cs.Name)
+	}
+	if !strings.Contains(got, `ip = "shop-mysql"`) || !strings.Contains(got, "port = 3306") || !strings.Contains(got, `password = "app-pw"`) ||
+		!strings.Contains(got, `user = "app"`) || strings.Contains(got, "12345678") {
+		t.Errorf("config secret config.toml:\n%s", got)
 	}
 	dep := decode[appsv1.Deployment](t, find(t, ms, "31-app-deployment.yaml"))
 	pod := dep.Spec.Template.Spec
@@ -102,11 +112,17 @@ func TestBuild(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	if env["DB_HOST"].Value != "shop-mysql" || env["DB_PASSWORD"].ValueFrom.SecretKeyRef.Name != "shop-mysql" || env["GREETING"].Value != "hi" {
+	if env["DB_HOST"].Value != "shop-mysql" || env["GREETING"].Value != "hi" {
 		t.Errorf("app env: %+v", c.Env)
 	}
-	if c.VolumeMounts[0].MountPath != "/config.toml" || c.VolumeMounts[0].SubPath != "config.toml" {
+	if _, ok := env["DB_PASSWORD"]; ok {
+		t.Errorf("DB_PASSWORD is set although the config carries the password: %+v", c.Env)
+	}
+	if m := c.VolumeMounts[0]; m.MountPath != "/config.toml" || m.SubPath != "config.toml" || !m.ReadOnly {
 		t.Errorf("config mount: %+v", c.VolumeMounts)
+	}
+	if v := pod.Volumes[0]; v.Secret == nil || v.Secret.SecretName != "shop-config" || v.ConfigMap != nil {
+		t.Errorf("config volume: %+v", v)
 	}
 	appSvc := decode[corev1.Service](t, find(t, ms, "32-app-service.yaml"))
 	if appSvc.Spec.Type != corev1.ServiceTypeNodePort || appSvc.Spec.Ports[0].Port != 8080 {
@@ -114,6 +130,73 @@ func TestBuild(t *testing.T) {
 	}
 	if notes := strings.Join(Explain(s, Options{ServiceType: corev1.ServiceTypeNodePort}), "\n"); !strings.Contains(notes, "NodePort") || !strings.Contains(notes, "headless") {
 		t.Errorf("explanation: %s", notes)
+	}
+}
+
+// TestBuildWithoutConfig: without a config file the app gets its password
+// as compose-run gives it: the file DB_PASSWORD_FILE names, mounted from the
+// MySQL Secret, and DB_PASSWORD only with passwordEnv.
+func TestBuildWithoutConfig(t *testing.T) {
+	s := testStack(t)
+	s.App.Config = nil
+	for _, passwordEnv := range []bool{false, true} {
+		s.App.PasswordEnv = passwordEnv
+		ms, err := Build(s, "app-pw", "root-pw", nil, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 5 {
+			t.Fatalf("want 5 manifests, got %d", len(ms))
+		}
+		pod := decode[appsv1.Deployment](t, find(t, ms, "31-app-deployment.yaml")).Spec.Template.Spec
+		c := pod.Containers[0]
+		env := map[string]corev1.EnvVar{}
+		for _, e := range c.Env {
+			env[e.Name] = e
+		}
+		if env["DB_PASSWORD_FILE"].Value != stack.AppPasswordFile {
+			t.Errorf("DB_PASSWORD_FILE: %+v", c.Env)
+		}
+		if e, ok := env["DB_PASSWORD"]; ok != passwordEnv || ok && e.ValueFrom.SecretKeyRef.Key != "mysql-password" {
+			t.Errorf("passwordEnv=%v: DB_PASSWORD %+v", passwordEnv, e)
+		}
+		if m := c.VolumeMounts[0]; m.MountPath != "/run/k8sprep" || !m.ReadOnly {
+			t.Errorf("password mount: %+v", c.VolumeMounts)
+		}
+		if v := pod.Volumes[0].Secret; v == nil || v.SecretName != "shop-mysql" || len(v.Items) != 1 || v.Items[0].Key != "mysql-password" || v.Items[0].Path != "db-password" {
+			t.Errorf("password volume: %+v", pod.Volumes)
+		}
+	}
+}
+
+// TestWriteRemovesTheOldConfigMap: a folder exported by an earlier version
+// loses its 30-app-configmap.yaml of the same stack; another one stays.
+func TestWriteRemovesTheOldConfigMap(t *testing.T) {
+	s := testStack(t)
+	ms, err := Build(s, "a", "b", []byte(config), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	old := filepath.Join(dir, "30-app-configmap.yaml")
+	ours := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop-config\n  labels:\n    app.kubernetes.io/managed-by: docker-k8sprep\n    app.kubernetes.io/name: shop\n"
+	os.WriteFile(old, []byte(strings.ReplaceAll(ours, "name: shop\n", "name: other\n")), 0o644)
+	if _, err := Write(dir, ms, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatal("another stack's ConfigMap file was removed")
+	}
+	os.WriteFile(old, []byte(ours), 0o644)
+	res, err := Write(dir, ms, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := res[len(res)-1]; last.Action != "removed" || last.Kind != "ConfigMap" || last.Name != "shop-config" {
+		t.Errorf("results: %+v", res)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Error("the old ConfigMap file is still there")
 	}
 }
 

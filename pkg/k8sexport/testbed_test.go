@@ -74,7 +74,7 @@ func TestManifestsOnTestbed(t *testing.T) {
 		t.Fatalf("%v\n%s", err, applied)
 	}
 	for _, want := range []string{"secret/shop-mysql created", "service/shop-mysql created", "statefulset.apps/shop-mysql created",
-		"configmap/shop-config created", "deployment.apps/shop-app created", "service/shop-app created"} {
+		"secret/shop-config created", "deployment.apps/shop-app created", "service/shop-app created"} {
 		if !strings.Contains(string(applied), want) {
 			t.Errorf("kubectl apply output lacks %q:\n%s", want, applied)
 		}
@@ -121,9 +121,9 @@ func TestManifestsOnTestbed(t *testing.T) {
 	if err != nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		t.Errorf("mysql Service: %v %v", svc.Spec.ClusterIP, err)
 	}
-	cm, err := bed.Client.CoreV1().ConfigMaps(ns).Get(ctx, "shop-config", metav1.GetOptions{})
-	if err != nil || !strings.Contains(cm.Data["config.toml"], `ip = "shop-mysql"`) {
-		t.Errorf("ConfigMap: %v %v", cm.Data, err)
+	cs, err := bed.Client.CoreV1().Secrets(ns).Get(ctx, "shop-config", metav1.GetOptions{})
+	if err != nil || !strings.Contains(string(cs.Data["config.toml"]), `ip = "shop-mysql"`) || !strings.Contains(string(cs.Data["config.toml"]), sec.Password) {
+		t.Errorf("config Secret: %v", err)
 	}
 	// Applying again changes nothing.
 	again, err := bed.Kubectl(ctx, "apply", "-n", ns, "-f", out)

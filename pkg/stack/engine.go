@@ -1277,8 +1277,14 @@ func (w *watcher) check(ctx context.Context) (runState, error) {
 	// The restart policy brings a crashed container back: a restart since
 	// the watch began means it crashed while we waited.
 	if st.Restarting || c.Container.RestartCount != w.restarts {
-		return runState{}, fmt.Errorf("container %s keeps exiting (exit code %d, restarted %d times); last lines of its log:\n%s",
-			w.name, st.ExitCode, c.Container.RestartCount, w.r.logTail(ctx, w.name, 20))
+		// A container the policy started again reports exit code 0 while it
+		// runs: the code is the last exit's only while it is down.
+		code := ""
+		if !st.Running {
+			code = fmt.Sprintf("exit code %d, ", st.ExitCode)
+		}
+		return runState{}, fmt.Errorf("container %s keeps exiting (%srestarted %d times); last lines of its log:\n%s",
+			w.name, code, c.Container.RestartCount, w.r.logTail(ctx, w.name, 20))
 	}
 	if !st.Running {
 		return runState{}, fmt.Errorf("container %s stopped (exit code %d); last lines of its log:\n%s", w.name, st.ExitCode, w.r.logTail(ctx, w.name, 20))

@@ -101,6 +101,9 @@ func TestUpFailsOnCrashLoop(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), s.AppContainer()) {
 				t.Fatalf("error lacks the app's name or log tail:\n%v", err)
 			}
+			if strings.Contains(err.Error(), "exit code 0") {
+				t.Errorf("an app that exits non-zero is reported with exit code 0:\n%v", err)
+			}
 			t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), firstLine(err))
 			// Every rerun fails too.
 			if _, err := r.Up(context.Background(), s); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -484,5 +487,41 @@ secrets:
 	_, err = r.Up(context.Background(), &s2)
 	if err == nil || !strings.Contains(err.Error(), "unhealthy") || !strings.Contains(err.Error(), "probe-says-no") {
 		t.Fatalf("unhealthy app: %v", err)
+	}
+}
+
+// TestConfigMountedWhereTheImageReadsIt: in the layout `dockerfile init`
+// writes (WORKDIR /app, COPY config.toml /app/config.toml, a non-root user)
+// the rewritten copy goes to /app/config.toml, taken from the Dockerfile.
+// The app reads ./config.toml and exits on the stale host baked into its
+// image: mounted at /config.toml, as before, it crash-loops and Up fails.
+func TestConfigMountedWhereTheImageReadsIt(t *testing.T) {
+	env := requireImages(t)
+	r := newRunner(t, env)
+	dir := t.TempDir()
+	write(t, dir, "config.toml", "[mysql]\n  database = \"d\"\n  ip = \"stale-host\"\n  password = \"baked-in\"\n  port = 1\n  user = \"u\"\n")
+	write(t, dir, "Dockerfile", "FROM "+dockertest.DebianImage+"\nWORKDIR /app\nCOPY config.toml /app/config.toml\nUSER 65532:65532\n"+
+		`CMD ["sh", "-c", "if grep -q stale-host config.toml; then echo the stale config.toml of the image; exit 3; fi; exec sleep 600"]`+"\n")
+	s := &Stack{Name: env.Name("h20cfg"), App: App{Build: dir, Ports: []Port{}}, MySQL: MySQL{Image: dockertest.MariaDBImage}}
+	s.Defaults(dir)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Down(context.Background(), s.Name, true)
+		env.Client.ImageRemove(context.Background(), s.App.Image, client.ImageRemoveOptions{Force: true})
+	})
+	if c := s.App.Config; c == nil || c.MountPath != "/app/config.toml" || !strings.Contains(c.MountPathFrom, "Dockerfile:3") {
+		t.Fatalf("config: %+v", c)
+	}
+	start := time.Now()
+	if _, err := r.Up(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("up in %s", time.Since(start).Round(100*time.Millisecond))
+	pw, _ := os.ReadFile(s.MySQL.PasswordFile)
+	got := readContainerFile(t, env, s.AppContainer(), "/app/config.toml")
+	if !strings.Contains(got, fmt.Sprintf("ip = %q", s.MySQLContainer())) || !strings.Contains(got, fmt.Sprintf("password = %q", strings.TrimSpace(string(pw)))) {
+		t.Errorf("/app/config.toml in the app is not the rewritten copy:\n%s", strings.ReplaceAll(got, strings.TrimSpace(string(pw)), "<password>"))
 	}
 }

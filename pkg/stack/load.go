@@ -42,6 +42,9 @@ type LoadOptions struct {
 	// SkipCheck skips looking at the files the stack refers to (for ps, logs
 	// and down, which only need the name).
 	SkipCheck bool
+	// Base starts a flags-only stack (path "") before Override: export k8s
+	// passes the flags compose-run remembered (LoadFlags).
+	Base *Stack
 }
 
 // Load reads a k8sprep.yaml or compose.yaml (path "" means flags only),
@@ -58,6 +61,15 @@ func Load(path string, o LoadOptions) (*Stack, error) {
 			dir = wd
 		}
 		s := &Stack{}
+		if o.Base != nil {
+			b, err := yaml.Marshal(o.Base)
+			if err != nil {
+				return nil, err
+			}
+			if err := yaml.Unmarshal(b, s); err != nil { // a deep copy
+				return nil, err
+			}
+		}
 		if o.Override != nil {
 			o.Override(s)
 		}
@@ -159,4 +171,40 @@ func (s *Stack) Check() error {
 		}
 	}
 	return nil
+}
+
+// flagsFile is where compose-run remembers a stack started from flags alone.
+func flagsFile(dir, name string) string { return filepath.Join(dir, ".k8sprep", name, "flags.yaml") }
+
+// RememberFlags keeps f, the stack the flags alone describe (before
+// defaults), in the state folder of s (mode 0600: -e values may be
+// private), so that export k8s of the same stack takes the same settings.
+// It returns the file.
+func (s *Stack) RememberFlags(f *Stack) (string, error) {
+	b, err := yaml.Marshal(f)
+	if err != nil {
+		return "", err
+	}
+	p := flagsFile(s.Dir, s.Name)
+	if err := s.ensureStateDir(filepath.Dir(p)); err != nil {
+		return "", err
+	}
+	return p, WriteFileAtomic(p, append([]byte("# the flags of the last `docker k8sprep compose-run` of this stack; export k8s reads them\n"), b...), 0o600)
+}
+
+// LoadFlags returns the flags compose-run remembered for the stack name in
+// dir, and their file; nil and "" when there are none.
+func LoadFlags(dir, name string) (*Stack, string, error) {
+	p := flagsFile(dir, name)
+	data, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil, "", nil
+	} else if err != nil {
+		return nil, "", err
+	}
+	s := &Stack{}
+	if _, err := yamlfile.Decode(p, data, s); err != nil {
+		return nil, "", err
+	}
+	return s, p, nil
 }

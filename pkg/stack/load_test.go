@@ -11,6 +11,8 @@ import (
 
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
+
+	"github.com/hacluster/hacluster/pkg/dockerfile"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -313,5 +315,50 @@ secrets:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestConfigMountPathFromTheDockerfile: the rewritten config goes where the
+// image has it: the Dockerfile `dockerfile init` writes for the sample app
+// copies it to /app/config.toml, the sample app's own to /config.toml, a
+// compose build target picks that stage; mountPath in the stack file wins.
+func TestConfigMountPathFromTheDockerfile(t *testing.T) {
+	p, err := dockerfile.Inspect(filepath.Join("..", "..", "examples", "goapp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := dockerfile.Generate(p, dockerfile.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample, err := os.ReadFile(filepath.Join("..", "..", "examples", "goapp", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, dockerfile, stackFile, want string
+	}{
+		{"dockerfile init", g.Dockerfile, "", "/app/config.toml"},
+		{"examples/goapp", string(sample), "", "/config.toml"},
+		{"build target", string(sample), "app:\n  target: builder\n", "/app/config.toml"},
+		{"not copied: the WORKDIR", "FROM scratch\nWORKDIR /srv\n", "", "/srv/config.toml"},
+		{"mountPath given", g.Dockerfile, "app:\n  config:\n    file: config.toml\n    mountPath: /etc/app.toml\n", "/etc/app.toml"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, "Dockerfile", c.dockerfile)
+			write(t, dir, "config.toml", articleConfig)
+			file := ""
+			if c.stackFile != "" {
+				file = write(t, dir, "k8sprep.yaml", "name: x\n"+c.stackFile)
+			}
+			s, err := Load(file, LoadOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.App.Config.MountPath; got != c.want {
+				t.Errorf("mountPath %s, want %s (%s)", got, c.want, s.App.Config.MountPathFrom)
+			}
+		})
 	}
 }

@@ -8,12 +8,15 @@ package stack
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hacluster/hacluster/pkg/dockerfile"
 )
 
 // Labels put on everything a stack owns. A container, network or volume that
@@ -103,6 +106,9 @@ type ConfigFile struct {
 	UserKey     string `json:"userKey,omitempty" yaml:"userKey,omitempty"`
 	PasswordKey string `json:"passwordKey,omitempty" yaml:"passwordKey,omitempty"`
 	DatabaseKey string `json:"databaseKey,omitempty" yaml:"databaseKey,omitempty"`
+	// MountPathFrom says where a MountPath the stack did not give comes
+	// from (the Dockerfile line that copies the file), for the notes.
+	MountPathFrom string `json:"-" yaml:"-"`
 }
 
 // MySQL is the database service.
@@ -248,7 +254,7 @@ func (s *Stack) Defaults(dir string) {
 	if c := a.Config; c != nil {
 		c.File = s.abs(c.File)
 		if c.MountPath == "" {
-			c.MountPath = "/" + filepath.Base(c.File)
+			c.MountPath, c.MountPathFrom = s.configPlace()
 		}
 		def := func(v *string, d string) {
 			if *v == "" {
@@ -288,6 +294,40 @@ func (s *Stack) Defaults(dir string) {
 	if m.Volume == "" {
 		m.Volume = s.Name + "-mysql-data"
 	}
+}
+
+// configPlace is where the image the app runs reads its config file: the
+// path the Dockerfile's last COPY of that file (from the build context) gives
+// it in the stage built, else the file's name in the stage's WORKDIR (a
+// program that opens "config.toml" looks there), else /<name>. compose-run
+// mounts the rewritten copy there and export k8s the Secret with it, so the
+// app never reads a stale copy baked into its image.
+func (s *Stack) configPlace() (mountPath, from string) {
+	a := &s.App
+	base := filepath.Base(a.Config.File)
+	if a.Build == "" {
+		return "/" + base, ""
+	}
+	df := a.Dockerfile
+	if !filepath.IsAbs(df) {
+		df = filepath.Join(a.Build, df)
+	}
+	src, err := os.ReadFile(df)
+	if err != nil {
+		return "/" + base, ""
+	}
+	rel, err := filepath.Rel(a.Build, a.Config.File)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		rel = "" // not in the build context: no COPY can bring it
+	}
+	p, err := dockerfile.Place(src, a.Target, filepath.ToSlash(rel))
+	switch {
+	case err != nil:
+		return "/" + base, ""
+	case rel != "" && p.Path != "":
+		return p.Path, fmt.Sprintf("%s:%d copies %s there", filepath.Base(df), p.Line, filepath.ToSlash(rel))
+	}
+	return path.Join(p.Workdir, base), fmt.Sprintf("%s copies no %s: its WORKDIR %s", filepath.Base(df), base, p.Workdir)
 }
 
 func (s *Stack) abs(p string) string {

@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hacluster/hacluster/pkg/dockertest"
+	"github.com/hacluster/hacluster/pkg/k8sexport/replay"
 	"github.com/hacluster/hacluster/pkg/stack"
 )
 
@@ -150,30 +149,6 @@ func (c *cli) fails(want string, args ...string) string {
 	return e
 }
 
-// copyApp copies examples/goapp into a fresh folder.
-func copyApp(t testing.TB) string {
-	t.Helper()
-	src := filepath.Join(repoRoot(t), "examples", "goapp")
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // testDockerignore keeps the per-test files out of the build context, so that
 // every test's context is the same and the builder's layer cache serves all
 // but the first build.
@@ -187,35 +162,6 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type roundtrip struct {
-	OK    bool   `json:"ok"`
-	Rows  int64  `json:"rows"`
-	Error string `json:"error"`
-}
-
-func getRoundtrip(t testing.TB, url string) roundtrip {
-	t.Helper()
-	var last string
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/roundtrip")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var r roundtrip
-			if resp.StatusCode == 200 && json.Unmarshal(b, &r) == nil {
-				return r
-			}
-			last = resp.Status + " " + string(b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("GET %s/roundtrip: %s", url, last)
-	return roundtrip{}
 }
 
 func actions(t testing.TB, out string) (res stack.Result, byService map[string]string) {
@@ -239,7 +185,7 @@ func TestComposeRunE2E(t *testing.T) {
 	env := dockertest.New(t)
 	env.RequireImage(t, dockertest.MariaDBImage)
 	env.RequireImage(t, dockertest.GolangImage)
-	dir := copyApp(t)
+	dir := dockertest.CopyGoApp(t)
 	name := env.Name("k8e")
 	appPort := freePort(t)
 	stackFile := fmt.Sprintf(`name: %s
@@ -294,7 +240,7 @@ mysql:
 	if url != fmt.Sprintf("http://0.0.0.0:%d", appPort) && !strings.HasSuffix(url, fmt.Sprintf(":%d", appPort)) {
 		t.Fatalf("app URL %q does not use port %d", url, appPort)
 	}
-	rt := getRoundtrip(t, url)
+	rt := dockertest.GetRoundtrip(t, url)
 	if !rt.OK || rt.Rows != 1 {
 		t.Fatalf("first roundtrip: %+v", rt)
 	}
@@ -319,14 +265,14 @@ mysql:
 	if _, act = actions(t, out); act["mysql"] != "unchanged" || act["app"] != "recreated" {
 		t.Fatalf("env change actions: %v", act)
 	}
-	if rt = getRoundtrip(t, url); rt.Rows != 2 {
+	if rt = dockertest.GetRoundtrip(t, url); rt.Rows != 2 {
 		t.Fatalf("after the app was recreated: %+v", rt)
 	}
 	// A restarted app finds the data.
 	if _, err := env.Client.ContainerRestart(context.Background(), name+"-app", client.ContainerRestartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if rt = getRoundtrip(t, url); rt.Rows != 3 {
+	if rt = dockertest.GetRoundtrip(t, url); rt.Rows != 3 {
 		t.Fatalf("after a restart: %+v", rt)
 	}
 
@@ -388,7 +334,7 @@ mysql:
 	if _, act = actions(t, out); act["mysql"] != "created" || act["app"] != "created" {
 		t.Fatalf("run after down: %v", act)
 	}
-	if rt = getRoundtrip(t, url); rt.Rows != 4 {
+	if rt = dockertest.GetRoundtrip(t, url); rt.Rows != 4 {
 		t.Fatalf("after down and up: %+v", rt)
 	}
 	// down --volumes removes it.
@@ -405,7 +351,7 @@ func TestComposeRunRefusesBadInput(t *testing.T) {
 	env := dockertest.New(t)
 	env.RequireImage(t, dockertest.MariaDBImage)
 	env.RequireImage(t, dockertest.DebianImage)
-	dir := copyApp(t)
+	dir := dockertest.CopyGoApp(t)
 	c := newCLI(t, dir)
 	// The app is a plain image here: these runs never get as far as the app.
 	base := []string{"compose-run", "--image", dockertest.DebianImage, "--mysql-image", dockertest.MariaDBImage}
@@ -477,7 +423,7 @@ func TestComposeFileE2E(t *testing.T) {
 	env := dockertest.New(t)
 	env.RequireImage(t, dockertest.MariaDBImage)
 	env.RequireImage(t, dockertest.GolangImage)
-	dir := copyApp(t)
+	dir := dockertest.CopyGoApp(t)
 	name := env.Name("k8f")
 	port := freePort(t)
 	compose := fmt.Sprintf(`name: %s
@@ -523,7 +469,7 @@ secrets:
 			t.Errorf("generated %s although compose.yaml gives a password file", g)
 		}
 	}
-	if rt := getRoundtrip(t, fmt.Sprintf("http://127.0.0.1:%d", port)); !rt.OK {
+	if rt := dockertest.GetRoundtrip(t, fmt.Sprintf("http://127.0.0.1:%d", port)); !rt.OK {
 		t.Fatalf("roundtrip: %+v", rt)
 	}
 	insp, err := env.Client.ContainerInspect(context.Background(), name+"-app", client.ContainerInspectOptions{})
@@ -532,5 +478,84 @@ secrets:
 	}
 	if !strings.Contains(strings.Join(insp.Container.Config.Env, " "), "GREETING=from-compose") {
 		t.Errorf("app env: %v", insp.Container.Config.Env)
+	}
+}
+
+// TestExportTakesTheFlagsOfComposeRunE2E: the article's way, compose-run
+// from flags alone (--mysql-image, --database, -e); export k8s without flags
+// then writes the same settings, and the exported objects replayed on the
+// engine (pkg/k8sexport/replay) get a query through the app.
+func TestExportTakesTheFlagsOfComposeRunE2E(t *testing.T) {
+	env := dockertest.New(t)
+	env.RequireImage(t, dockertest.MariaDBImage)
+	env.RequireImage(t, dockertest.GolangImage)
+	dir := dockertest.CopyGoApp(t)
+	os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte(testDockerignore), 0o644)
+	name := env.Name("h20flags")
+	c := newCLI(t, dir)
+	t.Cleanup(func() {
+		c.run("down", "--volumes", "--name", name)
+		env.Client.ImageRemove(context.Background(), name+"-app:latest", client.ImageRemoveOptions{Force: true})
+	})
+	port := freePort(t)
+	c.ok("compose-run", "--name", name, "--mysql-image", dockertest.MariaDBImage, "--database", "shop", "-e", "GREETING=from-flags",
+		"--port", fmt.Sprintf("%d:8080", port), "-q")
+	if rt := dockertest.GetRoundtrip(t, fmt.Sprintf("http://127.0.0.1:%d", port)); !rt.OK {
+		t.Fatalf("compose-run roundtrip: %+v", rt)
+	}
+	c.ok("down", "--volumes", "--name", name) // the replay below runs its own MySQL
+
+	k8sDir := filepath.Join(t.TempDir(), "k8s")
+	out, _ := c.ok("export", "k8s", "--name", name, "-o", k8sDir, "--format", "json")
+	var rep struct {
+		Notes []string `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "flags of the last compose-run") {
+		t.Fatalf("export notes: %v %s", err, out)
+	}
+	objs, err := replay.Load(k8sDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts, err := objs.Workload("StatefulSet", name+"-mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := objs.Workload("Deployment", name+"-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envOf := func(w *replay.Workload) map[string]string {
+		m := map[string]string{}
+		for _, e := range w.Template.Spec.Containers[0].Env {
+			m[e.Name] = e.Value
+		}
+		return m
+	}
+	if img := sts.Template.Spec.Containers[0].Image; img != dockertest.MariaDBImage || envOf(sts)["MYSQL_DATABASE"] != "shop" {
+		t.Errorf("MySQL: %s %v", img, envOf(sts))
+	}
+	if e := envOf(dep); e["GREETING"] != "from-flags" || e["DB_NAME"] != "shop" {
+		t.Errorf("app env: %v", e)
+	}
+	// The flags given to export win.
+	other := filepath.Join(t.TempDir(), "k8s")
+	c.ok("export", "k8s", "--name", name, "-o", other, "-e", "GREETING=from-export")
+	if b, _ := os.ReadFile(filepath.Join(other, "31-app-deployment.yaml")); !strings.Contains(string(b), "from-export") {
+		t.Errorf("export -e did not override:\n%s", b)
+	}
+
+	netName := env.Network(t, "h20-flags")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	db := objs.Start(t, env, sts, netName, "h20")
+	app := objs.Start(t, env, dep, netName, "h20")
+	for _, p := range []*replay.Pod{db, app} {
+		if err := p.WaitReady(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rt := dockertest.GetRoundtrip(t, "http://"+app.Ports["http"]); !rt.OK || rt.Rows != 1 {
+		t.Fatalf("roundtrip through the exported app: %+v", rt)
 	}
 }
