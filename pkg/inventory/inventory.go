@@ -334,6 +334,9 @@ func (c *Cluster) Endpoint() string {
 	return joinHostPort(e.VIP, e.Port)
 }
 
+// ContextName is the cluster's kubeconfig context: hacluster-<name>.
+func (c *Cluster) ContextName() string { return "hacluster-" + c.Metadata.Name }
+
 // ExpandHome replaces a leading ~/ with the user's home directory.
 func ExpandHome(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
