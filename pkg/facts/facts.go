@@ -62,6 +62,9 @@ type Facts struct {
 	// KubeletConf: /etc/kubernetes/kubelet.conf exists (the host is already
 	// a node of some cluster).
 	KubeletConf bool `json:"kubeletConf"`
+	// Cluster is the cluster file's metadata.name that bootstrap wrote to
+	// ClusterMarker when it began preparing the host ("" when it never did).
+	Cluster string `json:"cluster,omitempty"`
 	// CanLowerOOMScore: CAP_SYS_RESOURCE is in the bounding set, so
 	// processes (runc for Pod sandboxes) may lower oom_score_adj below 0.
 	// Containers run without it (the node bed's hosts), and containerd then
@@ -83,6 +86,10 @@ var (
 	Units    = []string{"kubelet", "containerd", "docker", "haproxy", "keepalived", "firewalld", "ufw", "apparmor"}
 	Sysctls  = []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.ipv6.conf.all.forwarding"}
 )
+
+// ClusterMarker is the file on a host that names the cluster bootstrap is
+// building there (written before its first change to the host).
+const ClusterMarker = "/var/lib/hacluster/cluster"
 
 // script prints "key=value" lines; each probe tolerates its tool's absence.
 func script() string {
@@ -114,6 +121,7 @@ kv listening "$(ss -Hltn 2>/dev/null | awk '{n=split($4,a,":"); printf "%s,", a[
 kv nameservers "$(awk '/^nameserver/{printf "%s,", $2}' /etc/resolv.conf 2>/dev/null)"
 kv capbnd "$(awk '/^CapBnd:/{print $2}' /proc/self/status)"
 [ -e /etc/kubernetes/kubelet.conf ] && kv kubeletconf yes || kv kubeletconf no
+kv cluster "$(head -c 253 ` + ClusterMarker + ` 2>/dev/null)"
 for p in apt-get dnf yum zypper; do if command -v $p >/dev/null 2>&1; then kv pkg $p; break; fi; done
 `)
 	for _, s := range Sysctls {
@@ -229,6 +237,8 @@ func Parse(out string) (*Facts, error) {
 			f.PackageManager = v
 		case k == "kubeletconf":
 			f.KubeletConf = v == "yes"
+		case k == "cluster":
+			f.Cluster = strings.TrimSpace(v)
 		case k == "capbnd":
 			if bnd, err := strconv.ParseUint(v, 16, 64); err == nil {
 				f.CanLowerOOMScore = bnd&(1<<24) != 0 // CAP_SYS_RESOURCE

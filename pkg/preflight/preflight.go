@@ -3,7 +3,8 @@
 // names), and across hosts what no installer checks (the article's first
 // rule: unique hostname, MAC, product_uuid and machine-id; clock skew; the
 // VIP free and in the control planes' subnet; the cluster's networks not
-// overlapping the hosts'). Every finding names the host, the check and the
+// overlapping the hosts'; the ports kubeadm's HA topology needs reachable
+// between the hosts, ports.go). Every finding names the host, the check and the
 // fix. Things bootstrap changes itself (swap, ip_forward, br_netfilter,
 // SELinux) are findings of severity Change: what will be done, not a problem.
 package preflight
@@ -77,6 +78,7 @@ func Run(ctx context.Context, c *inventory.Cluster, hosts []Host, probe Prober) 
 	out = append(out, checkAcross(c, hosts)...)
 	if probe != nil {
 		out = append(out, checkVIPFree(ctx, c, hosts, probe)...)
+		out = append(out, checkPorts(ctx, c, hosts, probe)...)
 	}
 	rank := map[Severity]int{Error: 0, Warning: 1, Change: 2}
 	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Severity] < rank[out[j].Severity] })
@@ -149,7 +151,7 @@ func checkHost(c *inventory.Cluster, h Host) []Finding {
 	if !f.Overlay {
 		add("Overlay", Error, "the overlay file system is not available: containerd's snapshotter needs it", "load the overlay module")
 	}
-	if loopbackOnly(f.Nameservers) {
+	if _, set := c.Spec.Kubernetes.Kubelet["resolvConf"]; loopbackOnly(f.Nameservers) && !set {
 		add("Resolver", Warning, fmt.Sprintf("/etc/resolv.conf names only loopback resolvers (%s): Pods must not inherit them, so the kubelet gets a resolvConf with an upstream", strings.Join(f.Nameservers, ", ")),
 			"bootstrap uses /run/systemd/resolve/resolv.conf when systemd-resolved runs; otherwise set spec.kubernetes.kubelet.resolvConf")
 	}
@@ -157,6 +159,17 @@ func checkHost(c *inventory.Cluster, h Host) []Finding {
 		if f.Active[u] == "active" {
 			add("Firewall", Warning, u+" is active: bootstrap does not change your firewall", "open 6443, 2379-2380, 10250, 10257, 10259 and the endpoint port between the hosts")
 		}
+	}
+	switch {
+	case f.Cluster != "" && f.Cluster != c.Metadata.Name:
+		add("OtherCluster", Error, fmt.Sprintf("bootstrap was building cluster %q on this host (%s), not %q", f.Cluster, facts.ClusterMarker, c.Metadata.Name),
+			"take the host out of this cluster file, or `kubeadm reset` it and remove "+facts.ClusterMarker)
+		return out
+	case f.Cluster != "" && !f.KubeletConf:
+		// An interrupted bootstrap of this cluster: its HAProxy, keepalived
+		// (the VIP) and kubeadm's components hold the ports now.
+		add("Resume", Change, "bootstrap of this cluster began here: it goes on from what is done (the ports in use are its own)", "")
+		return out
 	}
 	if f.KubeletConf {
 		add("AlreadyNode", Warning, "/etc/kubernetes/kubelet.conf exists: the host is already a node (of this cluster, if bootstrap built it)", "`kubeadm reset` it if it belongs to another cluster")
@@ -299,6 +312,11 @@ func checkVIPFree(ctx context.Context, c *inventory.Cluster, hosts []Host, probe
 	vip := c.Spec.ControlPlaneEndpoint.VIP
 	if vip == "" {
 		return nil
+	}
+	for _, h := range hosts {
+		if h.Facts.Cluster == c.Metadata.Name && h.HasRole(inventory.RoleControlPlane) {
+			return nil // this cluster's keepalived may hold it already
+		}
 	}
 	for _, h := range hosts {
 		if !h.HasRole(inventory.RoleControlPlane) {

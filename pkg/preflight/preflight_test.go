@@ -213,3 +213,38 @@ func TestTakenVIPPortAndSubnet(t *testing.T) {
 		t.Errorf("a port taken on cp-3 reported on cp-1: %+v", f)
 	}
 }
+
+// A firewall on cp-2 that drops etcd's client port from cp-1 (and nothing
+// else) is found before anything is installed; the bare hosts otherwise
+// reach each other on every port (nothing listens: the connections are
+// refused, which proves the path).
+func TestBlockedPortBetweenHosts(t *testing.T) {
+	b := need(t)
+	cs := connect(t, b)
+	c := cluster(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp1, cp2 := b.Host("cp-1"), b.Host("cp-2")
+	if err := b.BlockPort(ctx, cp1, cp2, 2379); err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnblockPort(context.Background(), cp1, cp2, 2379)
+	t0 := time.Now()
+	fs := preflight.Run(ctx, c, gather(t, c, cs), cs.probe)
+	took := time.Since(t0)
+	var port []preflight.Finding
+	for _, f := range fs {
+		if f.Check == "PortReachability" {
+			port = append(port, f)
+		}
+	}
+	if len(port) != 1 {
+		t.Fatalf("want exactly the blocked port, got %v", port)
+	}
+	f := port[0]
+	if f.Host != "cp-1" || f.Severity != preflight.Error || !strings.Contains(f.Message, "cp-2 ("+cp2.Address.String()+") on 2379/tcp (etcd client)") ||
+		!strings.Contains(f.Message, "dropped") || !strings.Contains(f.Fix, "allow 2379/tcp from "+cp1.Address.String()) {
+		t.Errorf("finding: %s", f)
+	}
+	t.Logf("preflight with the port matrix: %s (%s)", took.Round(time.Millisecond), f)
+}
