@@ -101,7 +101,7 @@ krew-manifest: ## Render .krew.yaml against dist/ into plugins/hacluster.yaml
 	VERSION=$(VERSION) go run ./hack/krewmanifest -template .krew.yaml -dist dist -out plugins/hacluster.yaml
 
 .PHONY: demo
-demo: ## Build, install, start the local HA-shaped cluster and inspect it
+demo: ## Build, install, bootstrap an HA cluster on 4 bare hosts (containers) over SSH, inspect it, run a workload
 	hack/demo.sh
 
 .PHONY: clean

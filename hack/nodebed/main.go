@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -202,11 +203,14 @@ func (r runner) announce(inf *info) {
 	} else {
 		fmt.Println("upstream in a box: not started (run `make upstream` to build its artifacts)")
 	}
+	fmt.Printf("cluster file for these hosts: %s (kubectl hacluster bootstrap -f %s)\n", r.path("cluster.yaml"), r.path("cluster.yaml"))
 }
 
 func (r runner) down() error {
 	stopped := r.detached().Stop(2 * time.Minute)
 	_ = os.Remove(r.path("info.json"))
+	_ = os.Remove(r.path("cluster.yaml"))
+	_ = os.Remove(r.path("nodebed.env"))
 	// A runner killed with SIGKILL leaves its containers: remove them by label.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -272,9 +276,20 @@ func (r runner) serve(n int) error {
 		fmt.Fprintf(&pw, "%s %s\n", h.Name, h.SudoPassword)
 	}
 	if u := bed.Upstream; u != nil {
+		if err := pushNetcheck(ctx, u, r.dir); err != nil {
+			return err
+		}
 		inf.Upstream = &upstreamIn{URL: u.URL, Versions: u.Versions, Images: u.Images}
 	}
 	if err := fileutil.WriteAtomic(r.path("sudo-passwords"), []byte(pw.String()), 0o600); err != nil {
+		return err
+	}
+	// The same for shell scripts (hack/bench/bootstrap.sh sources it).
+	if err := fileutil.WriteAtomic(r.path("nodebed.env"), []byte(shellEnv(bed)), 0o600); err != nil {
+		return err
+	}
+	// A cluster file for the bed as it is (kubectl hacluster bootstrap -f).
+	if err := fileutil.WriteAtomic(r.path("cluster.yaml"), []byte(bed.ClusterFile("nodebed", nodebed.SudoUser)), 0o600); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(inf, "", "  ")
@@ -288,4 +303,56 @@ func (r runner) serve(n int) error {
 	<-ctx.Done()
 	logf("stopping")
 	return nil
+}
+
+// shellEnv describes the bed as shell variables: NODEBED_HOSTS (names),
+// NODEBED_IPS (addresses, same order), NODEBED_KEY, NODEBED_KNOWN_HOSTS,
+// NODEBED_VIP, NODEBED_PREFIX_LEN, NODEBED_DNS, NODEBED_RESOLV_CONF, and with
+// the upstream in a box NODEBED_UPSTREAM (its URL) and the versions it
+// serves (K8S_VERSION, CONTAINERD_VERSION, RUNC_VERSION, CNI_PLUGINS_VERSION,
+// CRICTL_VERSION).
+func shellEnv(b *nodebed.Bed) string {
+	var names, ips []string
+	for _, h := range b.Hosts {
+		names = append(names, h.Name)
+		ips = append(ips, h.Address.String())
+	}
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	var sb strings.Builder
+	for _, kv := range [][2]string{
+		{"NODEBED_HOSTS", strings.Join(names, " ")}, {"NODEBED_IPS", strings.Join(ips, " ")},
+		{"NODEBED_KEY", b.KeyFile}, {"NODEBED_KNOWN_HOSTS", b.KnownHostsFile}, {"NODEBED_VIP", b.VIP.String()},
+		{"NODEBED_PREFIX_LEN", strconv.Itoa(b.Subnet.Bits())}, {"NODEBED_DNS", b.UpstreamDNS.String()}, {"NODEBED_RESOLV_CONF", nodebed.ResolvConf},
+	} {
+		fmt.Fprintf(&sb, "%s=%s\n", kv[0], q(kv[1]))
+	}
+	if u := b.Upstream; u != nil {
+		v := u.Versions
+		for _, kv := range [][2]string{{"NODEBED_UPSTREAM", u.URL}, {"K8S_VERSION", v.Kubernetes}, {"CONTAINERD_VERSION", v.Containerd},
+			{"RUNC_VERSION", v.Runc}, {"CNI_PLUGINS_VERSION", v.CNIPlugins}, {"CRICTL_VERSION", v.Crictl}} {
+			fmt.Fprintf(&sb, "%s=%s\n", kv[0], q(kv[1]))
+		}
+	}
+	return sb.String()
+}
+
+// NetcheckImage is the bed's workload image (hack/netcheck), in the
+// registry under nodebed.TestRegistry.
+const NetcheckImage = nodebed.TestRegistry + "/netcheck:v1"
+
+// pushNetcheck builds hack/netcheck (static) and pushes it as NetcheckImage.
+func pushNetcheck(ctx context.Context, u *upstream.Server, dir string) error {
+	root, err := fileutil.RepoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "netcheck")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./hack/netcheck")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build netcheck: %v\n%s", err, out)
+	}
+	_, err = u.PushStatic(ctx, NetcheckImage, bin)
+	return err
 }

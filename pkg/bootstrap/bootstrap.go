@@ -16,10 +16,15 @@
 //	join-workers   kubeadm join, in parallel
 //	cni            flannel's release manifest with the pod subnet; every node Ready
 //	coredns        CoreDNS spread over the nodes (kubeadm starts both on the first)
-//	kubeconfig     admin.conf (through the endpoint) into the state directory, 0600
+//	kubeconfig     admin.conf (through the endpoint) into the state directory, 0600,
+//	               and merged into the user's kubeconfig as context hacluster-<name>
+//	verify         pkg/inspect's verdict through the endpoint: the run fails unless Healthy
 //
-// Built so far: the phases above. Next (the rest of issue 13): add-ons, the
-// merge into the user's kubeconfig, verify with pkg/inspect.
+// Each phase's outcome is appended to the journal in the state directory as
+// it ends (journal.go), so an interrupted run leaves a record of what it did.
+// With Options.DryRun only connect, facts and preflight run, and then plan
+// (plan.go): what each phase would change, with file diffs; nothing is
+// written. Not built yet: add-ons from spec.addons, calico as the CNI.
 package bootstrap
 
 import (
@@ -36,6 +41,7 @@ import (
 	"github.com/hacluster/hacluster/pkg/facts"
 	"github.com/hacluster/hacluster/pkg/fleet"
 	"github.com/hacluster/hacluster/pkg/inventory"
+	"github.com/hacluster/hacluster/pkg/kubeconfig"
 	"github.com/hacluster/hacluster/pkg/preflight"
 	"github.com/hacluster/hacluster/pkg/remote"
 )
@@ -54,6 +60,15 @@ type Options struct {
 	StateDir string
 	// Until stops after the named phase ("" runs them all).
 	Until string
+	// MergeKubeconfig, when set, is the user's kubeconfig file that gets the
+	// cluster as context hacluster-<name> (backup first, atomic write).
+	MergeKubeconfig string
+	// DryRun connects, gathers facts, runs preflight and returns the Plan:
+	// per host the files each phase would write as diffs against the
+	// host's, and the other changes; nothing is changed or written.
+	DryRun bool
+	// VerifyTimeout bounds the wait for inspect's Healthy verdict (default 5m).
+	VerifyTimeout time.Duration
 }
 
 // PhaseResult is what one phase did on one host ("" for the operator's
@@ -74,6 +89,15 @@ type Result struct {
 	Duration time.Duration       `json:"duration"`
 	// Kubeconfig is the admin kubeconfig written to the state directory.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Merged is what the merge into the user's kubeconfig did.
+	Merged *kubeconfig.Result `json:"merged,omitempty"`
+	// Verdict is pkg/inspect's on the finished cluster, Reasons its findings.
+	Verdict string   `json:"verdict,omitempty"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Plan is what a dry run found to do, per host.
+	Plan []HostPlan `json:"plan,omitempty"`
+	// Journal is the file each phase's outcome was appended to.
+	Journal string `json:"journal,omitempty"`
 }
 
 // Changed reports whether any phase changed a host.
@@ -98,6 +122,8 @@ type run struct {
 	mu    sync.Mutex
 
 	stopped        bool
+	adminConf      []byte // from the kubeconfig phase
+	journal        *journal
 	credsMu        sync.Mutex
 	creds          joinCreds
 	certificateKey string // from init, while its upload is fresh
@@ -112,7 +138,7 @@ func (r *run) stateDir() string {
 }
 
 // Phases are the phase names, in order (Options.Until takes one).
-var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "join-control-planes", "join-workers", "cni", "coredns", "kubeconfig"}
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "join-control-planes", "join-workers", "cni", "coredns", "kubeconfig", "verify"}
 
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
@@ -127,7 +153,23 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 			r.fleet.Close()
 		}
 	}()
-	err := r.sequence(ctx,
+	if r.o.DryRun {
+		// Read-only: no journal, no download, nothing written anywhere.
+		err := r.sequence(ctx,
+			step{"connect", r.connect},
+			step{"facts", r.gatherFacts},
+			step{"preflight", r.preflight},
+			step{"plan", r.plan},
+		)
+		return &r.res, err
+	}
+	var err error
+	if r.journal, err = openJournal(r.stateDir(), t0); err != nil {
+		return nil, err
+	}
+	defer r.journal.close()
+	r.res.Journal = r.journal.path
+	err = r.sequence(ctx,
 		step{"connect", r.connect},
 		step{"facts", r.gatherFacts},
 		step{"preflight", r.preflight},
@@ -142,7 +184,9 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"cni", r.cni},
 		step{"coredns", r.spreadCoreDNS},
 		step{"kubeconfig", r.kubeconfig},
+		step{"verify", r.verify},
 	)
+	r.journal.finish(err, r.stopped)
 	return &r.res, err
 }
 
@@ -174,6 +218,7 @@ func (r *run) record(p PhaseResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.res.Phases = append(r.res.Phases, p)
+	r.journal.phase(p)
 }
 
 // hostStep is a phase's work on one host: it returns whether it changed the

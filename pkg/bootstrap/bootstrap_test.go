@@ -38,57 +38,42 @@ func run(m *testing.M) int {
 	return nodebed.Main(m, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"}}}, func(b *nodebed.Bed) { bed = b })
 }
 
+// clusterDoc is the bed's cluster file for an SSH user.
+func clusterDoc(user string) string { return bed.ClusterFile("bed", user) }
+
+// clusterFile writes clusterDoc to a file.
+func clusterFile(t *testing.T, user string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(p, []byte(clusterDoc(user)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func cluster(t *testing.T, user string) *inventory.Cluster {
 	t.Helper()
-	u := bed.Upstream
-	v := u.Versions
-	doc := fmt.Sprintf(`apiVersion: hacluster.io/v1alpha1
-kind: Cluster
-metadata: {name: bed}
-spec:
-  ssh: {user: %s, keyFile: %s, knownHostsFile: %s}
-  hosts:
-    - {name: cp-1, address: %s, roles: [control-plane]}
-    - {name: cp-2, address: %s, roles: [control-plane]}
-    - {name: cp-3, address: %s, roles: [control-plane]}
-    - {name: worker-1, address: %s, roles: [worker]}
-  controlPlaneEndpoint: {vip: %s}
-  kubernetes:
-    version: %s
-    # The hosts' resolv.conf is Docker's loopback resolver; the test writes this one.
-    kubelet: {resolvConf: /etc/hacluster-test-resolv.conf}
-  artifacts:
-    containerd: %s
-    runc: %s
-    cniPlugins: %s
-    crictl: %s
-    mirrors:
-      https://dl.k8s.io: %s
-      https://github.com: %s
-  registries:
-    mirrors:
-      registry.k8s.io: [%s]
-      ghcr.io: [%s]
-`, user, bed.KeyFile, bed.KnownHostsFile, bed.Host("cp-1").Address, bed.Host("cp-2").Address, bed.Host("cp-3").Address, bed.Host("worker-1").Address, bed.VIP,
-		v.Kubernetes, v.Containerd, v.Runc, v.CNIPlugins, v.Crictl,
-		u.MirrorURL("dl.k8s.io"), u.MirrorURL("github.com"), u.RegistryMirror("registry.k8s.io"), u.RegistryMirror("ghcr.io"))
-	c, err := inventory.Parse(filepath.Join(t.TempDir(), "cluster.yaml"), []byte(doc))
+	c, err := inventory.Load(clusterFile(t, user))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func bootstrapRun(t *testing.T, c *inventory.Cluster, until string) *bootstrap.Result {
+func bootstrapRun(t *testing.T, c *inventory.Cluster, until string, opts ...func(*bootstrap.Options)) *bootstrap.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	res, err := bootstrap.Run(ctx, c, bootstrap.Options{
+	o := bootstrap.Options{
 		Artifacts: &artifacts.Store{Dir: cache},
 		StateDir:  filepath.Join(cache, "state"),
 		Until:     until,
 		Logf:      t.Logf,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	res, err := bootstrap.Run(ctx, c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +87,39 @@ func TestPrepareRuntimeAndBinaries(t *testing.T) {
 		t.Skip("no node bed")
 	}
 	c := cluster(t, nodebed.SudoUser)
+	// A dry run on the bare hosts plans everything and changes nothing.
+	plan := bootstrapRun(t, c, "", func(o *bootstrap.Options) { o.DryRun = true })
+	if len(plan.Plan) != 4 {
+		t.Fatalf("dry run: %d host plans", len(plan.Plan))
+	}
+	for _, hp := range plan.Plan {
+		var acts, diffs []string
+		for _, a := range hp.Actions {
+			acts = append(acts, a.What)
+		}
+		for _, f := range hp.Files {
+			if f.New && f.Diff != "" {
+				diffs = append(diffs, f.Path)
+			}
+		}
+		all := strings.Join(acts, "; ") + " | " + strings.Join(diffs, " ")
+		for _, want := range []string{"install kubelet " + bed.Upstream.Versions.Kubernetes, "install containerd", "/etc/containerd/config.toml", "/usr/lib/systemd/system/kubelet.service"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("%s: the dry run does not plan %q: %s", hp.Host, want, all)
+			}
+		}
+		if hp.Host == "cp-1" && (!strings.Contains(all, "kubeadm init") || !strings.Contains(all, "/etc/keepalived/keepalived.conf")) {
+			t.Errorf("cp-1's plan: %s", all)
+		}
+	}
+	for _, h := range bed.Hosts {
+		if out, _ := h.Exec(context.Background(), "sh", "-c", "ls /etc/containerd /var/lib/hacluster /usr/bin/kubelet 2>/dev/null; true"); strings.TrimSpace(out) != "" {
+			t.Errorf("%s: the dry run changed the host: %s", h.Name, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cache, "state", "journal.jsonl")); err == nil {
+		t.Error("the dry run wrote a journal")
+	}
 	first := bootstrapRun(t, c, "kube-binaries")
 	if !first.Changed() {
 		t.Fatal("the first run changed nothing on bare hosts")
@@ -157,26 +175,76 @@ cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml`)
 // The rest: the VIP, kubeadm init, two control-plane joins, a worker join;
 // 3 voting etcd members, kubectl through the VIP from this machine; a re-run
 // changes nothing.
+// The CA the cluster got from the first (killed) run's kubeadm init.
+var caAfterKill string
+
+// A bootstrap killed (SIGKILL, as a lost laptop would) while kubeadm init
+// runs on cp-1, and again while cp-2 joins, with cp-2's kubeadm killed too:
+// the next run (TestHAControlPlane) finishes the cluster over what they
+// left, with the same CA and no kubeadm reset.
+func TestKilledRunsResume(t *testing.T) {
+	if bed == nil {
+		t.Skip("no node bed")
+	}
+	ctx := context.Background()
+	file := clusterFile(t, nodebed.SudoUser)
+	bin := haclusterBin(t)
+	killAt(t, bin, file, "[init]", 8*time.Second, nil)
+	// The SSH session died with the process; kubeadm init goes on and its
+	// CA is the cluster's from now on.
+	ca, err := bed.Host("cp-1").Exec(ctx, "sh", "-c", "for i in $(seq 60); do test -s /etc/kubernetes/pki/ca.crt && break; sleep 1; done; sha256sum /etc/kubernetes/pki/ca.crt")
+	if err != nil {
+		t.Fatalf("no CA after the killed init: %v %s", err, ca)
+	}
+	caAfterKill = strings.Fields(ca)[0]
+	killAt(t, bin, file, "[join-control-planes]", 20*time.Second, func() {
+		out, _ := bed.Host("cp-2").Exec(ctx, "sh", "-c", "pkill -9 -x kubeadm && echo killed kubeadm; ls /etc/kubernetes /etc/kubernetes/manifests")
+		t.Logf("cp-2 after the kill:\n%s", out)
+	})
+	j, err := os.ReadFile(filepath.Join(cache, "state", "journal.jsonl"))
+	if err != nil || !strings.Contains(string(j), `"phase":"load-balancer"`) || strings.Count(string(j), `"outcome":"started"`) < 2 {
+		t.Errorf("the journal does not show the killed runs: %v\n%s", err, j)
+	}
+}
+
 func TestHAControlPlane(t *testing.T) {
 	if bed == nil {
 		t.Skip("no node bed")
 	}
 	ctx := context.Background()
-	for _, h := range bed.Hosts {
-		if _, err := h.Exec(ctx, "sh", "-c", fmt.Sprintf("echo nameserver %s >/etc/hacluster-test-resolv.conf", bed.UpstreamDNS)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c := cluster(t, nodebed.SudoUser)
-	first := bootstrapRun(t, c, "")
+	// The user's kubeconfig already has a cluster of theirs.
+	userKubeconfig := filepath.Join(t.TempDir(), "config")
+	theirs := "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {server: 'https://work.example:6443'}\n  name: work\ncontexts:\n- context: {cluster: work, user: me}\n  name: work\ncurrent-context: work\nusers:\n- name: me\n  user: {token: abc}\n"
+	if err := os.WriteFile(userKubeconfig, []byte(theirs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := bootstrapRun(t, c, "", func(o *bootstrap.Options) { o.MergeKubeconfig = userKubeconfig })
 	for _, p := range first.Phases {
 		t.Logf("  %-20s %-9s changed=%-5v %s (%s)", p.Phase, p.Host, p.Changed, p.Detail, p.Duration.Round(time.Millisecond))
 	}
 	if first.Kubeconfig == "" {
 		t.Fatal("no kubeconfig")
 	}
+	if first.Verdict != "Healthy" {
+		t.Errorf("verdict %q: %v", first.Verdict, first.Reasons)
+	}
+	if caAfterKill != "" {
+		for _, cp := range []string{"cp-1", "cp-2", "cp-3"} {
+			if ca, err := bed.Host(cp).Exec(ctx, "sha256sum", "/etc/kubernetes/pki/ca.crt"); err != nil || strings.Fields(ca)[0] != caAfterKill {
+				t.Errorf("%s: the CA changed after the killed runs: %v %s", cp, err, ca)
+			}
+		}
+	}
+	// Merged into the user's kubeconfig, theirs kept and backed up.
+	if m := first.Merged; m == nil || !m.Changed || m.Previous != "work" || m.Backup == "" {
+		t.Errorf("merge: %+v", first.Merged)
+	}
 	kubectl := kubectlBin(t)
-	out, err := exec.Command(kubectl, "--kubeconfig", first.Kubeconfig, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}").CombinedOutput()
+	if out, err := exec.Command(kubectl, "--kubeconfig", userKubeconfig, "config", "get-contexts", "-o", "name").CombinedOutput(); err != nil || !strings.Contains(string(out), "hacluster-bed") || !strings.Contains(string(out), "work") {
+		t.Errorf("contexts after the merge: %v %s", err, out)
+	}
+	out, err := exec.Command(kubectl, "--kubeconfig", userKubeconfig, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}").CombinedOutput()
 	if err != nil || strings.Count(string(out), "=True") != 4 {
 		t.Fatalf("kubectl get nodes through %s: 4 Ready nodes wanted: %v\n%s", c.Endpoint(), err, out)
 	}
@@ -212,7 +280,9 @@ func TestHAControlPlane(t *testing.T) {
 			t.Errorf("%s: kubeadm config files left: %q %v", h.Name, out, err)
 		}
 	}
-	second := bootstrapRun(t, c, "")
+	workload(t, kubectl, userKubeconfig)
+	// A converged re-run, this time as root over SSH.
+	second := bootstrapRun(t, cluster(t, nodebed.RootUser), "", func(o *bootstrap.Options) { o.MergeKubeconfig = userKubeconfig })
 	if second.Changed() {
 		for _, p := range second.Phases {
 			if p.Changed {
@@ -220,7 +290,19 @@ func TestHAControlPlane(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("bare to HA control plane: %s; converged re-run: %s", first.Duration.Round(time.Millisecond), second.Duration.Round(time.Millisecond))
+	// A dry run on the finished cluster has nothing to do.
+	plan := bootstrapRun(t, c, "", func(o *bootstrap.Options) { o.DryRun = true })
+	for _, hp := range plan.Plan {
+		for _, a := range hp.Actions {
+			t.Errorf("%s: the dry run on the finished cluster would %s (%s)", hp.Host, a.What, a.Phase)
+		}
+		for _, f := range hp.Files {
+			if f.Diff != "" {
+				t.Errorf("%s: the dry run on the finished cluster would change %s:\n%s", hp.Host, f.Path, f.Diff)
+			}
+		}
+	}
+	t.Logf("bare to HA control plane: %s; converged re-run: %s; dry run: %s", first.Duration.Round(time.Millisecond), second.Duration.Round(time.Millisecond), plan.Duration.Round(time.Millisecond))
 }
 
 func kubectlBin(t *testing.T) string {
@@ -232,14 +314,19 @@ func kubectlBin(t *testing.T) string {
 	return filepath.Join(dir, "kubectl")
 }
 
-// Phases lists exactly what Run runs, in order.
+// Phases lists exactly what a full Run runs, in order.
 func TestPhaseNames(t *testing.T) {
 	src, err := os.ReadFile("bootstrap.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The full run's sequence (the dry run's comes before it).
+	_, full, ok := strings.Cut(string(src), "err = r.sequence(ctx,")
+	if !ok {
+		t.Fatal("no full sequence in bootstrap.go")
+	}
 	var got []string
-	for _, l := range strings.Split(string(src), "\n") {
+	for _, l := range strings.Split(full, "\n") {
 		if i := strings.Index(l, `step{"`); i >= 0 {
 			rest := l[i+6:]
 			got = append(got, rest[:strings.IndexByte(rest, '"')])

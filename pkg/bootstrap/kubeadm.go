@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/hacluster/hacluster/pkg/facts"
 	"github.com/hacluster/hacluster/pkg/fileutil"
 	"github.com/hacluster/hacluster/pkg/inventory"
+	"github.com/hacluster/hacluster/pkg/kubeconfig"
 	"github.com/hacluster/hacluster/pkg/remote"
 )
 
@@ -27,26 +30,35 @@ import (
 // or a bootstrap token, so they are 0600 and removed after use: secrets go to
 // kubeadm in files, never on its command line.
 const (
-	kubeadmDir      = "/etc/kubernetes/hacluster"
-	initConfigFile  = kubeadmDir + "/kubeadm-init.yaml"
-	joinConfigFile  = kubeadmDir + "/kubeadm-join.yaml"
-	adminConf       = "/etc/kubernetes/admin.conf"
-	kubeletConf     = "/etc/kubernetes/kubelet.conf"
-	kubeadmAPI      = "kubeadm.k8s.io/v1beta4"
-	criSocket       = "unix:///run/containerd/containerd.sock"
-	kubeadmLogFile  = "/var/log/hacluster-kubeadm.log"
-	tokenTTL        = "1h"
-	certKeyBytes    = 32
-	joinWaitTimeout = 10 * time.Minute
+	kubeadmDir       = "/etc/kubernetes/hacluster"
+	initConfigFile   = kubeadmDir + "/kubeadm-init.yaml"
+	joinConfigFile   = kubeadmDir + "/kubeadm-join.yaml"
+	adminConf        = "/etc/kubernetes/admin.conf"
+	kubeletConf      = "/etc/kubernetes/kubelet.conf"
+	kubeadmAPI       = "kubeadm.k8s.io/v1beta4"
+	criSocket        = "unix:///run/containerd/containerd.sock"
+	kubeadmLogFile   = "/var/log/hacluster-kubeadm.log"
+	tokenTTL         = "1h"
+	tokenDescription = "kubectl hacluster bootstrap"
+	certKeyBytes     = 32
+	joinWaitTimeout  = 10 * time.Minute
 )
 
 // initFirst: `kubeadm init` on the first control plane, unless it already is
-// one (its admin.conf exists).
+// one. A run killed during init leaves kubeadm running on the host (an SSH
+// session that dies does not stop its command): the re-run waits for it.
+// An init that died half-way (the host rebooted, kubeadm was killed) is run
+// again over what it left: kubeadm reuses the CA, the certificates, the
+// kubeconfigs and etcd's data it finds, so the cluster keeps its identity.
 func (r *run) initFirst(ctx context.Context) error {
 	h := r.c.ControlPlanes()[0]
 	c := r.fleet.Conns[h.Name]
 	t0 := time.Now()
-	if exists(ctx, c, adminConf) {
+	if err := r.waitForKubeadm(ctx, c); err != nil {
+		return err
+	}
+	state := r.initState(ctx, c)
+	if state == done {
 		r.record(PhaseResult{Phase: "init", Host: h.Name, Detail: "already initialised", Duration: time.Since(t0)})
 		r.o.Logf("  %-12s unchanged already initialised", h.Name)
 		return nil
@@ -55,17 +67,103 @@ func (r *run) initFirst(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := r.initConfig(h, r.facts[h.Name], key)
+	cfg, err := r.initConfig(h, r.facts[h.Name], key, state == partial)
 	if err != nil {
 		return err
 	}
-	if err := r.kubeadm(ctx, c, initConfigFile, cfg, "kubeadm init --config "+initConfigFile+" --upload-certs --skip-token-print --skip-certificate-key-print"); err != nil {
+	cmd, detail := "kubeadm init --config "+initConfigFile+" --upload-certs --skip-token-print --skip-certificate-key-print", "kubeadm init"
+	if state == partial {
+		// What the interrupted init left (manifests, ports in use) fails
+		// kubeadm's preflight (ignored through the config); everything
+		// else it reuses.
+		detail = "kubeadm init, resumed over what an interrupted one left"
+	}
+	if err := r.kubeadm(ctx, c, initConfigFile, cfg, cmd); err != nil {
 		return fmt.Errorf("%s: %w", h.Name, err)
 	}
 	r.certificateKey = key
-	r.record(PhaseResult{Phase: "init", Host: h.Name, Changed: true, Detail: "kubeadm init", Duration: time.Since(t0)})
-	r.o.Logf("  %-12s changed   kubeadm init (%s)", h.Name, time.Since(t0).Round(time.Millisecond))
+	r.record(PhaseResult{Phase: "init", Host: h.Name, Changed: true, Detail: detail, Duration: time.Since(t0)})
+	r.o.Logf("  %-12s changed   %s (%s)", h.Name, detail, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// progress of kubeadm init or join on a host.
+type progress int
+
+const (
+	absent  progress = iota // never ran
+	partial                 // started, did not finish
+	done
+)
+
+// initState: done once init's last phases are visible in the cluster (the
+// cluster-info ConfigMap its bootstrap-token phase writes, and CoreDNS from
+// its addon phase); partial when it left files but not those.
+func (r *run) initState(ctx context.Context, c *remote.Conn) progress {
+	out, _ := c.Output(ctx, "ls /etc/kubernetes/manifests 2>/dev/null | grep -c . ; test -e "+adminConf+" && echo admin", true)
+	if !strings.Contains(out, "admin") && strings.HasPrefix(strings.TrimSpace(out), "0") {
+		return absent
+	}
+	if _, err := c.Output(ctx, "kubectl --kubeconfig "+adminConf+" --request-timeout=10s -n kube-public get configmap cluster-info -o name && kubectl --kubeconfig "+adminConf+" --request-timeout=10s -n kube-system get deployment coredns -o name", true); err != nil {
+		return partial
+	}
+	return done
+}
+
+// joinState: a worker is done once its kubelet has its own kubeconfig; a
+// control plane once its etcd and API server manifests are written and its
+// Node carries the control-plane label (the last thing join changes).
+func (r *run) joinState(ctx context.Context, h inventory.Host, c *remote.Conn, controlPlane bool) progress {
+	out, _ := c.Output(ctx, "for f in "+kubeletConf+" /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/pki/ca.crt; do test -e $f && echo $f; done; true", true)
+	have := strings.Fields(out)
+	switch {
+	case len(have) == 0:
+		return absent
+	case !controlPlane && slices.Contains(have, kubeletConf):
+		return done
+	case !controlPlane || len(have) < 4:
+		return partial
+	}
+	labelled, err := r.kubectlOnFirst(ctx, "get nodes -l node-role.kubernetes.io/control-plane --field-selector metadata.name="+remote.Quote(h.Name)+" -o name", nil)
+	if err != nil || strings.TrimSpace(labelled) == "" {
+		return partial
+	}
+	return done
+}
+
+// nodeReady: the cluster has a Node of the name with Ready=True.
+func (r *run) nodeReady(ctx context.Context, name string) bool {
+	out, err := r.kubectlOnFirst(ctx, "get node "+remote.Quote(name)+` --ignore-not-found -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, nil)
+	return err == nil && strings.TrimSpace(out) == "True"
+}
+
+// waitForKubeadm waits while a kubeadm that an earlier, interrupted run
+// started still runs on the host.
+func (r *run) waitForKubeadm(ctx context.Context, c *remote.Conn) error {
+	deadline := time.Now().Add(joinWaitTimeout)
+	for said := false; ; said = true {
+		out, err := c.Output(ctx, "pgrep -x kubeadm >/dev/null && echo running; true", true)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "running" {
+			// No kubeadm runs: a config file left behind (it holds a token
+			// or the certificate key) is stale.
+			_, err := c.Output(ctx, "rm -f "+kubeadmDir+"/*", true)
+			return err
+		}
+		if !said {
+			r.o.Logf("  %-12s waiting   for the kubeadm an interrupted run started (its output: %s)", c.Target.Name, kubeadmLogFile)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: a kubeadm started earlier is still running after %s (see %s)", c.Target.Name, joinWaitTimeout, kubeadmLogFile)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // joinControlPlanes joins the other control planes one at a time (etcd adds
@@ -84,52 +182,99 @@ func (r *run) joinWorkers(ctx context.Context) error {
 		if h.HasRole(inventory.RoleControlPlane) {
 			return false, "a control plane", nil
 		}
-		if exists(ctx, c, kubeletConf) {
-			return false, "already a node", nil
-		}
-		return true, "kubeadm join", r.joinHost(ctx, h, false)
+		return r.joinIfNeeded(ctx, h, false)
 	})(ctx)
 	if err != nil {
 		return err
 	}
-	// Every host has joined: the token this run made has no use left.
-	if id, _, ok := strings.Cut(r.creds.token, "."); ok {
-		if _, err := r.fleet.Conns[r.c.ControlPlanes()[0].Name].Output(ctx, "kubeadm token delete "+id+" --kubeconfig "+adminConf+" >/dev/null", true); err != nil {
-			r.o.Logf("  warning: could not delete bootstrap token %s (it expires in %s): %v", id, tokenTTL, err)
+	r.deleteRunTokens(ctx)
+	return nil
+}
+
+// deleteRunTokens: every host has joined, so the bootstrap tokens that
+// bootstrap made (this run's, and any an interrupted run left) have no use
+// left.
+func (r *run) deleteRunTokens(ctx context.Context) {
+	ids, err := r.kubectlOnFirst(ctx, `-n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o jsonpath='{range .items[*]}{.data.token-id}={.data.description}{"\n"}{end}'`, nil)
+	if err != nil {
+		r.o.Logf("  warning: could not list bootstrap tokens (they expire in %s): %v", tokenTTL, err)
+		return
+	}
+	var ours []string
+	for _, l := range strings.Fields(ids) {
+		id, desc, _ := strings.Cut(l, "=")
+		idb, err1 := base64.StdEncoding.DecodeString(id)
+		db, err2 := base64.StdEncoding.DecodeString(desc)
+		if err1 == nil && err2 == nil && string(db) == tokenDescription {
+			ours = append(ours, string(idb))
 		}
 	}
-	return nil
+	if len(ours) == 0 {
+		return
+	}
+	if _, err := r.fleet.Conns[r.c.ControlPlanes()[0].Name].Output(ctx, "kubeadm token delete "+strings.Join(ours, " ")+" --kubeconfig "+adminConf+" >/dev/null", true); err != nil {
+		r.o.Logf("  warning: could not delete bootstrap tokens %s (they expire in %s): %v", strings.Join(ours, ", "), tokenTTL, err)
+	}
 }
 
 func (r *run) join(ctx context.Context, h inventory.Host, controlPlane bool) error {
-	c := r.fleet.Conns[h.Name]
 	t0 := time.Now()
-	if exists(ctx, c, kubeletConf) {
-		r.record(PhaseResult{Phase: "join-control-planes", Host: h.Name, Detail: "already a node", Duration: time.Since(t0)})
-		r.o.Logf("  %-12s unchanged already a node", h.Name)
-		return nil
-	}
-	if err := r.joinHost(ctx, h, controlPlane); err != nil {
+	changed, detail, err := r.joinIfNeeded(ctx, h, controlPlane)
+	if err != nil {
 		return err
 	}
-	r.record(PhaseResult{Phase: "join-control-planes", Host: h.Name, Changed: true, Detail: "kubeadm join --control-plane", Duration: time.Since(t0)})
-	r.o.Logf("  %-12s changed   kubeadm join --control-plane (%s)", h.Name, time.Since(t0).Round(time.Millisecond))
+	state := "unchanged"
+	if changed {
+		state = "changed"
+	}
+	r.record(PhaseResult{Phase: "join-control-planes", Host: h.Name, Changed: changed, Detail: detail, Duration: time.Since(t0)})
+	r.o.Logf("  %-12s %-9s %s (%s)", h.Name, state, detail, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
-func (r *run) joinHost(ctx context.Context, h inventory.Host, controlPlane bool) error {
+// joinIfNeeded joins h unless it has joined; a join an interrupted run left
+// running is waited for, one that died half-way is finished.
+func (r *run) joinIfNeeded(ctx context.Context, h inventory.Host, controlPlane bool) (bool, string, error) {
+	c := r.fleet.Conns[h.Name]
+	if err := r.waitForKubeadm(ctx, c); err != nil {
+		return false, "", err
+	}
+	cmd, detail, resume := "kubeadm join --config "+joinConfigFile, "kubeadm join", false
+	if controlPlane {
+		detail += " --control-plane"
+	}
+	switch r.joinState(ctx, h, c, controlPlane) {
+	case done:
+		return false, "already a node", nil
+	case partial:
+		// Join again over what the interrupted one left: kubeadm reuses
+		// the certificates and kubeconfigs it finds, and its etcd-join
+		// finds the member it added (a learner until promoted) and goes
+		// on. Its preflight objects to the files and ports in use (ignored
+		// through the config), and
+		// check-etcd to that unpromoted learner; kubelet-start refuses a
+		// Node of the name that is Ready already (then the kubelet has
+		// nothing left to do).
+		detail += ", resumed over what an interrupted one left"
+		skip := []string{"check-etcd"}
+		if r.nodeReady(ctx, h.Name) {
+			skip = append(skip, "kubelet-start")
+		}
+		cmd += " --skip-phases=" + strings.Join(skip, ",")
+		resume = true
+	}
 	creds, err := r.joinCredentials(ctx, controlPlane)
 	if err != nil {
-		return err
+		return false, "", err
 	}
-	cfg, err := r.joinConfig(h, r.facts[h.Name], creds, controlPlane)
+	cfg, err := r.joinConfig(h, r.facts[h.Name], creds, controlPlane, resume)
 	if err != nil {
-		return err
+		return false, "", err
 	}
-	if err := r.kubeadm(ctx, r.fleet.Conns[h.Name], joinConfigFile, cfg, "kubeadm join --config "+joinConfigFile); err != nil {
-		return fmt.Errorf("%s: %w", h.Name, err)
+	if err := r.kubeadm(ctx, c, joinConfigFile, cfg, cmd); err != nil {
+		return true, "", fmt.Errorf("%s: %w", h.Name, err)
 	}
-	return nil
+	return true, detail, nil
 }
 
 // joinCreds are what a join needs from the first control plane.
@@ -147,7 +292,7 @@ func (r *run) joinCredentials(ctx context.Context, controlPlane bool) (joinCreds
 	defer r.credsMu.Unlock()
 	first := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
 	if r.creds.token == "" {
-		out, err := first.Output(ctx, "kubeadm token create --ttl "+tokenTTL+" --description 'kubectl hacluster bootstrap' --kubeconfig "+adminConf, true)
+		out, err := first.Output(ctx, "kubeadm token create --ttl "+tokenTTL+" --description '"+tokenDescription+"' --kubeconfig "+adminConf, true)
 		if err != nil {
 			return joinCreds{}, fmt.Errorf("bootstrap token: %w", err)
 		}
@@ -205,7 +350,7 @@ func (r *run) kubeadm(ctx context.Context, c *remote.Conn, file, cfg, cmd string
 	}
 	// The log is made 0600 first; kubeadm itself keeps the default umask
 	// (the files it writes have their own modes).
-	script := fmt.Sprintf("(umask 077; : >%[2]s); %[1]s >>%[2]s 2>&1; rc=$?; rm -f %[3]s; if [ $rc -ne 0 ]; then tail -n 25 %[2]s >&2; fi; exit $rc", cmd, kubeadmLogFile, file)
+	script := fmt.Sprintf("(umask 077; : >%[2]s); { %[1]s; } >>%[2]s 2>&1; rc=$?; rm -f %[3]s; if [ $rc -ne 0 ]; then tail -n 25 %[2]s >&2; fi; exit $rc", cmd, kubeadmLogFile, file)
 	ctx, cancel := context.WithTimeout(ctx, joinWaitTimeout)
 	defer cancel()
 	_, err := c.Run(ctx, remote.Cmd{Script: script, Sudo: true})
@@ -245,9 +390,13 @@ func randomHex(n int) (string, error) {
 }
 
 // nodeRegistration is shared by init and join.
-func (r *run) nodeRegistration(h inventory.Host, f *facts.Facts, controlPlane bool) map[string]any {
+// With resume, kubeadm's preflight errors are all ignored: what an
+// interrupted init or join left (files, ports in use) fails them.
+func (r *run) nodeRegistration(h inventory.Host, f *facts.Facts, controlPlane, resume bool) map[string]any {
 	var ignore []string
-	if !f.CgroupV2 {
+	if resume {
+		ignore = []string{"all"}
+	} else if !f.CgroupV2 {
 		ignore = append(ignore, "SystemVerification") // cgroup v1: see failCgroupV1 below
 	}
 	nr := map[string]any{"name": h.Name, "criSocket": criSocket}
@@ -265,7 +414,7 @@ func (r *run) nodeRegistration(h inventory.Host, f *facts.Facts, controlPlane bo
 // initConfig renders kubeadm's InitConfiguration, ClusterConfiguration,
 // KubeletConfiguration and KubeProxyConfiguration, with the cluster file's
 // passthrough settings merged over the ones it models.
-func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string) (string, error) {
+func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string, resume bool) (string, error) {
 	k := r.c.Spec.Kubernetes
 	n := r.c.Spec.Network
 	initCfg := map[string]any{
@@ -275,7 +424,7 @@ func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string) (stri
 		// kubeadm's own token lives 24 h by default; joins make their own.
 		"bootstrapTokens":  []any{map[string]any{"ttl": "1h0m0s", "description": "kubeadm init (joins use their own token)"}},
 		"localAPIEndpoint": map[string]any{"advertiseAddress": h.InternalAddress, "bindPort": 6443},
-		"nodeRegistration": r.nodeRegistration(h, f, true),
+		"nodeRegistration": r.nodeRegistration(h, f, true, resume),
 	}
 	sans := []string{}
 	if e := r.c.Spec.ControlPlaneEndpoint; e.VIP != "" {
@@ -321,7 +470,7 @@ func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string) (stri
 	return yamlDocs(initCfg, cluster, kubelet, proxy)
 }
 
-func (r *run) joinConfig(h inventory.Host, f *facts.Facts, creds joinCreds, controlPlane bool) (string, error) {
+func (r *run) joinConfig(h inventory.Host, f *facts.Facts, creds joinCreds, controlPlane, resume bool) (string, error) {
 	j := map[string]any{
 		"apiVersion": kubeadmAPI,
 		"kind":       "JoinConfiguration",
@@ -330,7 +479,7 @@ func (r *run) joinConfig(h inventory.Host, f *facts.Facts, creds joinCreds, cont
 			"apiServerEndpoint": r.c.Endpoint(),
 			"caCertHashes":      []string{creds.caHash},
 		}},
-		"nodeRegistration": r.nodeRegistration(h, f, controlPlane),
+		"nodeRegistration": r.nodeRegistration(h, f, controlPlane, resume),
 	}
 	if controlPlane {
 		j["controlPlane"] = map[string]any{
@@ -355,8 +504,11 @@ func yamlDocs(docs ...map[string]any) (string, error) {
 
 // kubeconfig copies admin.conf from the first control plane into the state
 // directory (0600). It already names the endpoint (the VIP), as kubeadm
-// writes it with controlPlaneEndpoint.
+// writes it with controlPlaneEndpoint. With Options.MergeKubeconfig it is
+// also merged into that file as context hacluster-<name> (pkg/kubeconfig:
+// backup, atomic write).
 func (r *run) kubeconfig(ctx context.Context) error {
+	t0 := time.Now()
 	b, err := r.fleet.Conns[r.c.ControlPlanes()[0].Name].ReadFile(ctx, adminConf, true)
 	if err != nil {
 		return err
@@ -372,7 +524,26 @@ func (r *run) kubeconfig(ctx context.Context) error {
 			return err
 		}
 	}
+	r.adminConf = b
 	r.res.Kubeconfig = p
-	r.record(PhaseResult{Phase: "kubeconfig", Changed: changed, Detail: p})
+	r.record(PhaseResult{Phase: "kubeconfig", Changed: changed, Detail: p, Duration: time.Since(t0)})
+	if r.o.MergeKubeconfig == "" {
+		return nil
+	}
+	t0 = time.Now()
+	m, err := kubeconfig.Merge(r.o.MergeKubeconfig, b, r.c.ContextName())
+	if err != nil {
+		return err
+	}
+	r.res.Merged = m
+	detail := "context " + m.Context + " in " + m.Path
+	switch {
+	case !m.Changed:
+		detail += ", already there"
+	case m.Backup != "":
+		detail += fmt.Sprintf(" (was %q; backup %s)", m.Previous, m.Backup)
+	}
+	r.record(PhaseResult{Phase: "kubeconfig", Changed: m.Changed, Detail: detail, Duration: time.Since(t0)})
+	r.o.Logf("  %s", detail)
 	return nil
 }

@@ -24,6 +24,12 @@ const (
 // packages kubeadm and the load balancer need from the host's package manager.
 func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
 	var did []string
+	// First, the mark that this host is being built for this cluster:
+	// preflight then takes the ports and the VIP that bootstrap's own
+	// services hold for what they are when a run resumes.
+	if _, err := ensureContent(ctx, c, facts.ClusterMarker, []byte(r.c.Metadata.Name+"\n"), 0o644); err != nil {
+		return false, "", err
+	}
 	if f.SwapKiB > 0 {
 		// Comment out swap lines (a backup stays as fstab.hacluster-bak).
 		if _, err := c.Output(ctx, `swapoff -a && if grep -qE '^[^#].*\sswap\s' /etc/fstab; then sed -i.hacluster-bak -E 's/^([^#].*\sswap\s.*)$/# \1  # swap off for the kubelet (hacluster)/' /etc/fstab; fi`, true); err != nil {

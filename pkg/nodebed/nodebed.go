@@ -293,6 +293,9 @@ func New(ctx context.Context, opts Options) (_ *Bed, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if err := b.writeResolvConf(ctx); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	core "github.com/hacluster/hacluster/pkg/bootstrap"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/clusterfile"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
+	"github.com/hacluster/hacluster/pkg/kubeconfig"
 	"github.com/hacluster/hacluster/pkg/output"
 )
 
@@ -27,11 +28,16 @@ type Options struct {
 	StateDir string
 	CacheDir string
 	Until    string
+	// Merge the cluster's context into Kubeconfig (--kubeconfig, else
+	// $KUBECONFIG's first file or ~/.kube/config).
+	Merge      bool
+	Kubeconfig *string
+	DryRun     bool
 }
 
 // NewCmd builds `kubectl hacluster bootstrap`.
 func NewCmd(f *factory.Factory) *cobra.Command {
-	o := &Options{IOStreams: f.IOStreams}
+	o := &Options{IOStreams: f.IOStreams, Kubeconfig: f.ConfigFlags.KubeConfig}
 	cmd := &cobra.Command{
 		Use:   "bootstrap -f cluster.yaml",
 		Short: "Turn bare hosts into an HA kubeadm control plane over SSH (resumable)",
@@ -46,16 +52,27 @@ re-run on a built cluster changes nothing:
   (HAProxy + keepalived with the VIP), init (kubeadm init on the first control
   plane), join-control-planes (one at a time), join-workers (in parallel),
   cni (flannel; every node Ready), coredns (spread over the nodes), kubeconfig
-  (admin.conf through the endpoint, 0600, in --state-dir).
+  (admin.conf through the endpoint, 0600, in --state-dir, and merged into your
+  kubeconfig as context hacluster-<name>, the old file kept as a backup),
+  verify (inspect components must say Healthy).
+
+A run killed at any point (Ctrl-C, SIGKILL, a lost laptop) is finished by
+running it again: kubeadm left running on a host is waited for, one that died
+half-way is resumed over what it left (same CA, same etcd). Every phase's
+outcome goes to journal.jsonl in --state-dir as it ends.
+
+--dry-run changes nothing: it prints per host what each phase would do and
+every file it would write as a diff (secrets masked).
 
 Not done yet by bootstrap: add-ons (kubectl hacluster addons install
-metrics-server after it), calico as the CNI, and the merge into your
-kubeconfig. Bootstrap tokens and certificate keys reach
-kubeadm in 0600 files that are removed after use, never on a command line.`,
+metrics-server after it) and calico as the CNI. Bootstrap tokens and
+certificate keys reach kubeadm in 0600 files that are removed after use, never
+on a command line.`,
 		Example: `  kubectl hacluster bootstrap --example > cluster.yaml
   kubectl hacluster preflight -f cluster.yaml --accept-new-host-keys
+  kubectl hacluster bootstrap -f cluster.yaml --dry-run
   kubectl hacluster bootstrap -f cluster.yaml
-  KUBECONFIG=~/.local/state/hacluster/demo/admin.conf kubectl get nodes`,
+  kubectl --context hacluster-demo get nodes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Complete(); err != nil {
@@ -73,6 +90,8 @@ kubeadm in 0600 files that are removed after use, never on a command line.`,
 	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the VRRP password; default ~/.local/state/hacluster/<name>)")
 	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "Download cache (default ~/.cache/hacluster/artifacts)")
 	cmd.Flags().StringVar(&o.Until, "until", "", "Stop after this phase")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "Connect read-only, run facts and preflight, and print per host what each phase would change, with every file it would write as a diff against the host's; change nothing")
+	cmd.Flags().BoolVar(&o.Merge, "merge-kubeconfig", true, "Merge the cluster into your kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config) as context hacluster-<name> and switch to it; false: only --state-dir/admin.conf")
 	_ = cmd.RegisterFlagCompletionFunc("until", cobra.FixedCompletions(core.Phases, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -105,7 +124,16 @@ func (o *Options) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	merge := ""
+	if o.Merge {
+		merge = kubeconfig.DefaultPath()
+		if o.Kubeconfig != nil && *o.Kubeconfig != "" {
+			merge = *o.Kubeconfig
+		}
+	}
 	res, err := core.Run(ctx, o.Cluster, core.Options{
+		MergeKubeconfig:       merge,
+		DryRun:                o.DryRun,
 		AcceptNewHostKeys:     o.AcceptNewHostKeys,
 		IgnorePreflightErrors: o.Ignore,
 		Artifacts:             &artifacts.Store{Dir: cache},
@@ -117,10 +145,45 @@ func (o *Options) Run(ctx context.Context) error {
 		if perr := output.Print(o.Out, o.Format, res); perr != nil && err == nil {
 			err = perr
 		}
+	} else if res != nil && o.DryRun {
+		o.printPlan(res)
 	} else if res != nil {
 		o.summary(res)
 	}
 	return err
+}
+
+// printPlan prints a dry run: what each host would get, then the diffs.
+func (o *Options) printPlan(res *core.Result) {
+	var rows [][]string
+	for _, hp := range res.Plan {
+		for _, a := range hp.Actions {
+			rows = append(rows, []string{hp.Host, a.Phase, a.What})
+		}
+		for _, f := range hp.Files {
+			if f.Diff == "" {
+				continue
+			}
+			what := "change " + f.Path
+			if f.New {
+				what = "write " + f.Path
+			}
+			rows = append(rows, []string{hp.Host, f.Phase, what})
+		}
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(o.Out, "Nothing to do: every host is as the cluster file says (dry run, %s).\n", res.Duration.Round(time.Millisecond))
+		return
+	}
+	_ = output.RenderTable(o.Out, []string{"HOST", "PHASE", "WOULD"}, rows)
+	for _, hp := range res.Plan {
+		for _, f := range hp.Files {
+			if f.Diff != "" {
+				fmt.Fprintf(o.Out, "\n# %s: %s\n%s", hp.Host, f.Path, f.Diff)
+			}
+		}
+	}
+	fmt.Fprintf(o.Out, "\nDry run: nothing was changed (%s). Run without --dry-run to apply.\n", res.Duration.Round(time.Millisecond))
 }
 
 func (o *Options) summary(res *core.Result) {
@@ -151,7 +214,16 @@ func (o *Options) summary(res *core.Result) {
 		verb = "done"
 	}
 	fmt.Fprintf(o.Out, "\nBootstrap %s in %s.\n", verb, res.Duration.Round(time.Millisecond))
-	if res.Kubeconfig != "" {
+	if res.Verdict != "" {
+		fmt.Fprintf(o.Out, "inspect components: %s\n", res.Verdict)
+	}
+	if m := res.Merged; m != nil {
+		fmt.Fprintf(o.Out, "kubectl now uses context %s in %s (through %s)", m.Context, m.Path, o.Cluster.Endpoint())
+		if m.Previous != "" && m.Previous != m.Context {
+			fmt.Fprintf(o.Out, "; back with: kubectl config use-context %s", m.Previous)
+		}
+		fmt.Fprintln(o.Out)
+	} else if res.Kubeconfig != "" {
 		fmt.Fprintf(o.Out, "Admin kubeconfig (through %s): export KUBECONFIG=%s\n", o.Cluster.Endpoint(), res.Kubeconfig)
 	}
 }

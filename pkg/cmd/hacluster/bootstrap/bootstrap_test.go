@@ -113,3 +113,28 @@ func TestUntilPreflight(t *testing.T) {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
+
+// --dry-run on a bare host: the plan and the diffs of what it would write,
+// and the host untouched.
+func TestDryRun(t *testing.T) {
+	if bed == nil {
+		t.Skip("no node bed")
+	}
+	state := t.TempDir()
+	out, errOut, err := runCmd("-f", clusterFile(t, "cp-1"), "--dry-run", "--state-dir", state)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	for _, want := range []string{"HOST", "kubeadm init --upload-certs", "install kubelet", "write /etc/containerd/config.toml",
+		"# cp-1: /etc/keepalived/keepalived.conf", "auth_pass <masked>", "+SystemdCgroup = true", "Dry run: nothing was changed"} {
+		if !strings.Contains(strings.ReplaceAll(out, "      ", ""), want) {
+			t.Errorf("no %q in the dry run:\n%s", want, out)
+		}
+	}
+	if got, _ := bed.Host("cp-1").Exec(context.Background(), "sh", "-c", "ls /etc/containerd /var/lib/hacluster /usr/bin/kubelet 2>/dev/null; true"); strings.TrimSpace(got) != "" {
+		t.Errorf("the dry run changed cp-1: %s", got)
+	}
+	if left, _ := os.ReadDir(state); len(left) != 0 {
+		t.Errorf("the dry run wrote into the state directory: %v", left)
+	}
+}

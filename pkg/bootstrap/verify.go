@@ -1,0 +1,60 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hacluster/hacluster/pkg/inspect"
+)
+
+// verify asks pkg/inspect, through the endpoint with the admin kubeconfig,
+// what `kubectl hacluster inspect components` would say, until it says
+// Healthy (static pods and leases settle for a while after the last join).
+// The run fails with inspect's reasons when it never does.
+func (r *run) verify(ctx context.Context) error {
+	t0 := time.Now()
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(r.adminConf)
+	if err != nil {
+		return err
+	}
+	cfg.Timeout = 15 * time.Second
+	src, err := inspect.NewSource(cfg)
+	if err != nil {
+		return err
+	}
+	timeout := r.o.VerifyTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for said := false; ; said = true {
+		rep, err := inspect.Inspect(ctx, src, inspect.AnalyzeOptions{})
+		if err == nil {
+			r.res.Verdict, r.res.Reasons = rep.Verdict, rep.Reasons
+			if rep.Verdict == inspect.Healthy {
+				r.record(PhaseResult{Phase: "verify", Detail: fmt.Sprintf("inspect: Healthy (%d nodes, %d etcd members)", len(rep.Nodes), rep.Etcd.Members), Duration: time.Since(t0)})
+				return nil
+			}
+			last = rep.Verdict + ": " + strings.Join(rep.Reasons, "; ")
+		} else {
+			last = err.Error()
+		}
+		if !said {
+			r.o.Logf("  waiting for Healthy (%s)", last)
+		}
+		if time.Now().After(deadline) {
+			r.record(PhaseResult{Phase: "verify", Error: last, Duration: time.Since(t0)})
+			return fmt.Errorf("the cluster is not Healthy after %s: %s (see `kubectl hacluster inspect components`)", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(3 * time.Second):
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package nodebed
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// ResolvConf is the resolv.conf each host gets for its kubelet: the hosts'
+// own /etc/resolv.conf names Docker's loopback resolver, which a Pod's DNS
+// (CoreDNS forwarding to it) cannot reach.
+const ResolvConf = "/etc/nodebed/resolv.conf"
+
+// writeResolvConf writes ResolvConf on every host.
+func (b *Bed) writeResolvConf(ctx context.Context) error {
+	if !b.UpstreamDNS.IsValid() {
+		return nil
+	}
+	for _, h := range b.Hosts {
+		if _, err := h.Exec(ctx, "sh", "-c", fmt.Sprintf("mkdir -p /etc/nodebed && echo nameserver %s >%s", b.UpstreamDNS, ResolvConf)); err != nil {
+			return fmt.Errorf("%s: resolv.conf: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
+// TestRegistry is the registry name the upstream in a box holds the bed's
+// own workload images under (Upstream.PushStatic); ClusterFile mirrors it.
+const TestRegistry = "hacluster.test"
+
+// ClusterFile is a cluster file (kubectl hacluster's cluster.yaml) for the
+// bed: the first three hosts (all but one when there are fewer than four)
+// are control planes behind the bed's VIP, the others workers; SSH as user
+// with the bed's key and known_hosts; and, with the upstream in a box, its
+// versions, download mirrors and registry mirrors, so that nothing comes
+// from the internet.
+func (b *Bed) ClusterFile(name, user string) string {
+	cps := min(3, max(1, len(b.Hosts)-1))
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `# The node bed's hosts are containers on this machine (pkg/nodebed).
+apiVersion: hacluster.io/v1alpha1
+kind: Cluster
+metadata: {name: %s}
+spec:
+  ssh: {user: %s, keyFile: %s, knownHostsFile: %s}
+  hosts:
+`, name, user, b.KeyFile, b.KnownHostsFile)
+	for i, h := range b.Hosts {
+		role := "worker"
+		if i < cps {
+			role = "control-plane"
+		}
+		fmt.Fprintf(&sb, "    - {name: %s, address: %s, roles: [%s]}\n", h.Name, h.Address, role)
+	}
+	fmt.Fprintf(&sb, "  controlPlaneEndpoint: {vip: %s}\n", b.VIP)
+	u := b.Upstream
+	if u == nil {
+		return sb.String()
+	}
+	v := u.Versions
+	fmt.Fprintf(&sb, `  kubernetes:
+    version: %s
+    kubelet: {resolvConf: %s}
+  artifacts:
+    containerd: %s
+    runc: %s
+    cniPlugins: %s
+    crictl: %s
+    mirrors:
+      https://dl.k8s.io: %s
+      https://github.com: %s
+  registries:
+    mirrors:
+      registry.k8s.io: [%s]
+      ghcr.io: [%s]
+      %s: [%s]
+`, v.Kubernetes, ResolvConf, v.Containerd, v.Runc, v.CNIPlugins, v.Crictl,
+		u.MirrorURL("dl.k8s.io"), u.MirrorURL("github.com"),
+		u.RegistryMirror("registry.k8s.io"), u.RegistryMirror("ghcr.io"), TestRegistry, u.RegistryMirror(TestRegistry))
+	return sb.String()
+}
