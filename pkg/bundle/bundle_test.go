@@ -246,8 +246,8 @@ func TestVerifyRefusesTampering(t *testing.T) {
 	})
 	_, err = bundle.Verify(bad)
 	mustContain(t, err, "image registry.k8s.io/pause:3.10.2 (linux/amd64): layer 2 of 2 "+pause.Layers[1].Digest, "content hashes to "+apiserver.Layers[0].Digest)
-	if !strings.HasPrefix(strings.SplitN(err.Error(), "\n", 3)[1], "  images/linux-amd64.tar: image registry.k8s.io/pause") {
-		t.Errorf("the named layer is not the first problem: %v", err)
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("want the one named layer, not more: %v", err)
 	}
 
 	// An entry missing, one added; not a bundle at all.
