@@ -207,12 +207,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		entries = append(entries, source{File: File{Path: "manifests/kube-flannel.yml", Kind: KindManifest, Name: "kube-flannel.yml", Size: f.Size, SHA256: f.SHA256, URL: f.URL}, from: f.Path})
 	}
 
-	refs, from, err := imageList(ctx, o, kubeadmAt)
+	kubeadmRefs, from, err := imageList(ctx, o, kubeadmAt)
 	if err != nil {
 		return nil, err
 	}
 	m.ImagesFrom = from
-	for _, r := range append(cniImages, o.ExtraImages...) {
+	var refs []string
+	for _, r := range slices.Concat(kubeadmRefs, cniImages, o.ExtraImages) {
 		n, err := NormalizeRef(r)
 		if err != nil {
 			return nil, err

@@ -229,15 +229,7 @@ func TestVerifyRefusesTampering(t *testing.T) {
 	}
 
 	// One layer of pause swapped for one of kube-apiserver.
-	var pause, apiserver bundle.Image
-	for _, im := range res.Manifest.Images {
-		switch {
-		case strings.Contains(im.Ref, "/pause:"):
-			pause = im
-		case strings.Contains(im.Ref, "/kube-apiserver:"):
-			apiserver = im
-		}
-	}
+	pause, apiserver := imageNamed(t, res.Manifest, "/pause:"), imageNamed(t, res.Manifest, "/kube-apiserver:")
 	rewrite(t, out, bad, func(n string, r io.Reader) []byte {
 		if n == "images/linux-amd64.tar" {
 			return swapLayer(t, r, pause.Layers[1].Digest, apiserver.Layers[0].Digest)

@@ -34,21 +34,14 @@ func rewrite(t *testing.T, src, dst string, edit func(name string, r io.Reader) 
 		t.Fatal(err)
 	}
 	defer out.Close()
-	tr := tar.NewReader(in)
 	tw := tar.NewWriter(out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachEntry(t, in, func(h *tar.Header, r io.Reader) {
 		tmp, err := os.CreateTemp(t.TempDir(), "entry")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.Copy(tmp, tr); err != nil {
+		defer tmp.Close()
+		if _, err := io.Copy(tmp, r); err != nil {
 			t.Fatal(err)
 		}
 		tmp.Seek(0, io.SeekStart)
@@ -65,8 +58,7 @@ func rewrite(t *testing.T, src, dst string, edit func(name string, r io.Reader) 
 		if _, err := io.Copy(tw, body); err != nil {
 			t.Fatal(err)
 		}
-		tmp.Close()
-	}
+	})
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,22 +74,14 @@ func swapLayer(t *testing.T, r io.Reader, victim, donor string) []byte {
 	}
 	var es []entry
 	bodies := map[string][]byte{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
+	eachEntry(t, r, func(h *tar.Header, r io.Reader) {
+		b, err := io.ReadAll(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		es = append(es, entry{h, b})
 		bodies[h.Name] = b
-	}
+	})
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	found := false
@@ -136,21 +120,12 @@ func checkLayout(t *testing.T, file string, m *bundle.Manifest, full bool) map[s
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
+	eachEntry(t, f, func(h *tar.Header, r io.Reader) {
+		if strings.HasPrefix(h.Name, "images/") {
+			arch := strings.TrimSuffix(strings.TrimPrefix(h.Name, "images/linux-"), ".tar")
+			untar(t, r, filepath.Join(dir, arch))
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(h.Name, "images/") {
-			continue
-		}
-		arch := strings.TrimSuffix(strings.TrimPrefix(h.Name, "images/linux-"), ".tar")
-		untar(t, tr, filepath.Join(dir, arch))
-	}
+	})
 	names := map[string]bool{}
 	for _, arch := range m.Arches {
 		p, err := layout.FromPath(filepath.Join(dir, arch))
@@ -198,6 +173,23 @@ func checkLayout(t *testing.T, file string, m *bundle.Manifest, full bool) map[s
 
 func untar(t *testing.T, r io.Reader, dir string) {
 	t.Helper()
+	eachEntry(t, r, func(h *tar.Header, r io.Reader) {
+		p := filepath.Join(dir, h.Name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, r); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// eachEntry calls fn for every entry of the tar stream r.
+func eachEntry(t *testing.T, r io.Reader, fn func(*tar.Header, io.Reader)) {
+	t.Helper()
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -207,17 +199,20 @@ func untar(t *testing.T, r io.Reader, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(dir, h.Name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(f, tr); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		fn(h, tr)
 	}
+}
+
+// imageNamed is the manifest's first image whose reference contains part.
+func imageNamed(t *testing.T, m *bundle.Manifest, part string) bundle.Image {
+	t.Helper()
+	for _, im := range m.Images {
+		if strings.Contains(im.Ref, part) {
+			return im
+		}
+	}
+	t.Fatalf("no image %q in the bundle", part)
+	return bundle.Image{}
 }
 
 func sum(b []byte) string {

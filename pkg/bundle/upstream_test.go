@@ -144,15 +144,7 @@ func TestBundleFromUpstreamInABox(t *testing.T) {
 	})
 	_, err = bundle.Verify(bad)
 	mustContain(t, err, "files/linux/amd64/kubelet: sha256")
-	var proxy, pause bundle.Image
-	for _, im := range m.Images {
-		switch {
-		case strings.Contains(im.Ref, "/kube-proxy:"):
-			proxy = im
-		case strings.Contains(im.Ref, "/pause:"):
-			pause = im
-		}
-	}
+	proxy, pause := imageNamed(t, m, "/kube-proxy:"), imageNamed(t, m, "/pause:")
 	last := len(proxy.Layers) - 1
 	rewrite(t, out, bad, func(n string, r io.Reader) []byte {
 		if n == "images/linux-amd64.tar" {
