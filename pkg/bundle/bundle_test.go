@@ -90,7 +90,7 @@ func newFakeUpstream(t *testing.T) *fakeUpstream {
 	}))
 	t.Cleanup(u.Close)
 	host := strings.TrimPrefix(u.URL, "http://")
-	for i, ref := range []string{"registry.k8s.io/kube-apiserver:v1.37.2", "registry.k8s.io/pause:3.10.2", "registry.k8s.io/coredns/coredns:v1.14.6", "ghcr.io/extra/tool:v1"} {
+	for i, ref := range []string{"registry.k8s.io/kube-apiserver:v1.37.2", "registry.k8s.io/pause:3.10.2", "registry.k8s.io/coredns/coredns:v1.14.6", "ghcr.io/extra/tool:v1", "docker.io/library/busybox:1.37"} {
 		img, err := random.Image(int64(3000+i*1000), 2)
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +174,7 @@ func TestBuildInspectVerify(t *testing.T) {
 		t.Errorf("verified %+v", v)
 	}
 	names := checkLayout(t, out, m, true)
-	for _, ref := range u.images {
+	for _, ref := range u.images[:4] { // kubeadm's and --image's (not busybox)
 		if !names[ref+" amd64"] {
 			t.Errorf("%s not in the layout", ref)
 		}
@@ -304,6 +304,26 @@ func ls0Size(t *testing.T, l v1.Layer) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Registry mirrors are tried in order (a dead one is skipped), and a
+// Docker Hub short name is mirrored under its registry name docker.io.
+func TestRegistryMirrorsInOrder(t *testing.T) {
+	u := newFakeUpstream(t)
+	o := u.options(t, t.TempDir(), filepath.Join(t.TempDir(), "b.tar"))
+	o.RegistryMirrors["registry.k8s.io"] = []string{"http://127.0.0.1:1/v2/registry.k8s.io", u.URL + "/v2/registry.k8s.io"}
+	o.RegistryMirrors["docker.io"] = []string{u.URL + "/v2/docker.io"}
+	o.ExtraImages = append(o.ExtraImages, "busybox:1.37")
+	res, err := bundle.Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im := imageNamed(t, res.Manifest, "busybox"); im.Ref != "docker.io/library/busybox:1.37" {
+		t.Errorf("busybox named %s", im.Ref)
+	}
+	if _, err := bundle.Verify(res.Path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestBadInput(t *testing.T) {

@@ -342,7 +342,7 @@ func (c *imageCache) ensure(ctx context.Context, ref, arch string) (pulled, erro
 // resolve asks the candidates, in order, for ref's manifest for linux/arch.
 func (c *imageCache) resolve(ctx context.Context, ref name.Reference, cands []name.Repository, arch string) (refEntry, []byte, string, error) {
 	var errs []string
-	for _, repo := range cands {
+	for i, repo := range cands {
 		var at name.Reference
 		if d, ok := ref.(name.Digest); ok {
 			at = repo.Digest(d.DigestStr())
@@ -373,9 +373,17 @@ func (c *imageCache) resolve(ctx context.Context, ref name.Reference, cands []na
 		if desc.Digest.String() != e.Digest {
 			e.Source = desc.Digest.String()
 		}
-		return e, raw, repo.RegistryStr(), nil
+		return e, raw, where(i, cands), nil
 	}
 	return refEntry{}, nil, "", fmt.Errorf("pull %s (linux/%s): %s", ref, arch, strings.Join(errs, "; "))
+}
+
+// where names candidate i for the progress lines.
+func where(i int, cands []name.Repository) string {
+	if i < len(cands)-1 {
+		return "mirror " + cands[i].RegistryStr()
+	}
+	return cands[i].RegistryStr()
 }
 
 // fetchBlob makes sure b is in the cache; it returns the bytes downloaded.
@@ -389,7 +397,7 @@ func (c *imageCache) fetchBlob(ctx context.Context, ref name.Reference, cands []
 		return 0, "", nil
 	}
 	var errs []string
-	for _, repo := range cands {
+	for i, repo := range cands {
 		l, err := remote.Layer(repo.Digest(b.Digest), append(slices.Clone(c.opts), remote.WithContext(ctx))...)
 		if err == nil {
 			var rc io.ReadCloser
@@ -399,7 +407,7 @@ func (c *imageCache) fetchBlob(ctx context.Context, ref name.Reference, cands []
 			}
 		}
 		if err == nil {
-			return b.Size, repo.RegistryStr(), nil
+			return b.Size, where(i, cands), nil
 		}
 		if ctx.Err() != nil {
 			return 0, "", ctx.Err()
