@@ -247,7 +247,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	for _, e := range entries {
 		m.Files = append(m.Files, e.File)
 	}
-	size, sum, err := writeArchive(o.Output, m, entries, layouts)
+	size, sum, err := writeArchive(ctx, o.Output, m, entries, layouts)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +451,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // writeArchive writes the bundle to a temporary file next to path and
 // renames it into place; it returns the archive's size and sha256.
-func writeArchive(dst string, m *Manifest, entries []source, layouts map[string]*layout) (int64, string, error) {
+func writeArchive(ctx context.Context, dst string, m *Manifest, entries []source, layouts map[string]*layout) (int64, string, error) {
 	dir := filepath.Dir(dst)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".partial-*")
 	if err != nil {
@@ -476,7 +476,7 @@ func writeArchive(dst string, m *Manifest, entries []source, layouts map[string]
 	if comp != nil {
 		w = comp
 	}
-	err = writeEntries(w, m, entries, layouts)
+	err = writeEntries(ctx, w, m, entries, layouts)
 	if err == nil && comp != nil {
 		err = comp.Close()
 	}
@@ -498,7 +498,7 @@ func writeArchive(dst string, m *Manifest, entries []source, layouts map[string]
 	return cw.n, hex.EncodeToString(sum.Sum(nil)), nil
 }
 
-func writeEntries(w io.Writer, m *Manifest, entries []source, layouts map[string]*layout) error {
+func writeEntries(ctx context.Context, w io.Writer, m *Manifest, entries []source, layouts map[string]*layout) error {
 	tw := tar.NewWriter(w)
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -512,6 +512,9 @@ func writeEntries(w io.Writer, m *Manifest, entries []source, layouts map[string
 		return err
 	}
 	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		mode := int64(0o644)
 		if e.Kind == KindBinary && !isArchive(e.Path) {
 			mode = 0o755
