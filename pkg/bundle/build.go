@@ -330,12 +330,11 @@ func pullAll(ctx context.Context, c *imageCache, refs, arches []string, logf fun
 
 // layout is one architecture's OCI image layout, written as a tar.
 type layout struct {
-	cache  *imageCache
-	arch   string
-	index  []byte
-	blobs  []Blob // sorted, unique
-	file   File
-	sha256 string
+	cache *imageCache
+	arch  string
+	index []byte
+	blobs []Blob // sorted, unique
+	file  File
 }
 
 // hdr is a tar header every entry shares (reproducible: fixed time, owner).
@@ -384,11 +383,32 @@ func newLayout(c *imageCache, images []Image, arch string) *layout {
 	return l
 }
 
+// layoutRecord is a layout tar's size and sha256, by its index.json.
+type layoutRecord struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+func (c *imageCache) layoutRecords() map[string]layoutRecord {
+	return loadJSON[layoutRecord](filepath.Join(c.dir, "layouts.json"))
+}
+
+// recordLayout remembers (or, given a zero record, forgets) a layout.
+func (c *imageCache) recordLayout(index string, r layoutRecord) error {
+	return updateJSON(&c.mu, filepath.Join(c.dir, "layouts.json"), func(m map[string]layoutRecord) {
+		if r.SHA256 == "" {
+			delete(m, index)
+		} else {
+			m[index] = r
+		}
+	})
+}
+
 func blobName(digest string) string { return "blobs/sha256/" + strings.TrimPrefix(digest, "sha256:") }
 
 // writeTo writes the layout tar; each blob is checked against its digest
 // on the way (a damaged cache is refused, and the blob removed).
-func (l *layout) writeTo(w io.Writer) error {
+func (l *layout) writeTo(w io.Writer, checkBlobs bool) error {
 	tw := tar.NewWriter(w)
 	for _, e := range []struct {
 		name string
@@ -410,6 +430,14 @@ func (l *layout) writeTo(w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("image cache: %w (run the build again)", err)
 		}
+		if !checkBlobs {
+			_, err = io.Copy(tw, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		h := sha256.New()
 		_, err = io.Copy(tw, io.TeeReader(f, h))
 		f.Close()
@@ -424,16 +452,25 @@ func (l *layout) writeTo(w io.Writer) error {
 	return tw.Close()
 }
 
-// hash computes the layout's size and sha256 (a first pass over it).
+// hash computes the layout's size and sha256: a first pass over it, with
+// every blob checked, unless an earlier build recorded them for the same
+// index.json (the layout's bytes follow from it); writeEntries then checks
+// the whole layout against the record as it writes it.
 func (l *layout) hash() (File, error) {
+	index := strings.TrimPrefix(digestOf(l.index), "sha256:")
+	l.file = File{Path: LayoutPath(l.arch), Kind: KindImages, Name: "images", Arch: l.arch, IndexSHA256: index}
+	rec := l.cache.layoutRecords()
+	if r, ok := rec[index]; ok {
+		l.file.Size, l.file.SHA256 = r.Size, r.SHA256
+		return l.file, nil
+	}
 	h := sha256.New()
 	cw := &countWriter{w: h}
-	if err := l.writeTo(cw); err != nil {
+	if err := l.writeTo(cw, true); err != nil {
 		return File{}, err
 	}
-	l.sha256 = hex.EncodeToString(h.Sum(nil))
-	l.file = File{Path: LayoutPath(l.arch), Kind: KindImages, Name: "images", Arch: l.arch, Size: cw.n, SHA256: l.sha256, IndexSHA256: strings.TrimPrefix(digestOf(l.index), "sha256:")}
-	return l.file, nil
+	l.file.Size, l.file.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
+	return l.file, l.cache.recordLayout(index, layoutRecord{Size: l.file.Size, SHA256: l.file.SHA256})
 }
 
 type countWriter struct {
@@ -526,11 +563,12 @@ func writeEntries(ctx context.Context, w io.Writer, m *Manifest, entries []sourc
 			l := layouts[e.Arch]
 			h := sha256.New()
 			cw := &countWriter{w: io.MultiWriter(tw, h)}
-			if err := l.writeTo(cw); err != nil {
+			if err := l.writeTo(cw, false); err != nil {
 				return err
 			}
 			if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 || cw.n != e.Size {
-				return fmt.Errorf("%s changed while it was written (the image cache changed underneath)", e.Path)
+				_ = l.cache.recordLayout(e.IndexSHA256, layoutRecord{})
+				return fmt.Errorf("%s: the image cache no longer holds what it did (a damaged blob?): run the build again, which checks every blob", e.Path)
 			}
 			continue
 		}

@@ -1,6 +1,7 @@
 package bundle_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -322,6 +323,38 @@ func TestRegistryMirrorsInOrder(t *testing.T) {
 		t.Errorf("busybox named %s", im.Ref)
 	}
 	if _, err := bundle.Verify(res.Path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged blob in the image cache never reaches a bundle: the build that
+// meets it fails and forgets the layout it had recorded, the next one finds
+// the blob (named) and removes it, the one after fetches it again.
+func TestDamagedCache(t *testing.T) {
+	u := newFakeUpstream(t)
+	cache, dir := t.TempDir(), t.TempDir()
+	o := u.options(t, cache, filepath.Join(dir, "b.tar"))
+	res, err := bundle.Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := imageNamed(t, res.Manifest, "/pause:").Layers[0].Digest
+	blob := filepath.Join(cache, "images", "blobs", "sha256", strings.TrimPrefix(layer, "sha256:"))
+	b, _ := os.ReadFile(blob)
+	os.WriteFile(blob, flipByte(bytes.NewReader(b)), 0o644)
+	o.Force = true
+	_, err = bundle.Build(context.Background(), o)
+	mustContain(t, err, "images/linux-amd64.tar: the image cache no longer holds what it did")
+	_, err = bundle.Build(context.Background(), o)
+	mustContain(t, err, "blob "+layer+" holds sha256:", "removed")
+	if _, err := os.Stat(blob); !os.IsNotExist(err) {
+		t.Errorf("the damaged blob is still there: %v", err)
+	}
+	res, err = bundle.Build(context.Background(), o)
+	if err != nil || res.Downloaded == 0 {
+		t.Fatalf("third build: %v, %+v", err, res)
+	}
+	if _, err := bundle.Verify(o.Output); err != nil {
 		t.Fatal(err)
 	}
 }

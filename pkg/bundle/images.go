@@ -236,23 +236,35 @@ func (c *imageCache) has(b Blob) bool {
 func refKey(ref, arch string) string { return ref + " linux/" + arch }
 
 func (c *imageCache) loadRefs() map[string]refEntry {
-	refs := map[string]refEntry{}
-	if b, err := os.ReadFile(filepath.Join(c.dir, "refs.json")); err == nil {
-		_ = json.Unmarshal(b, &refs)
-	}
-	return refs
+	return loadJSON[refEntry](filepath.Join(c.dir, "refs.json"))
 }
 
 func (c *imageCache) remember(key string, e refEntry) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	refs := c.loadRefs()
-	refs[key] = e
-	b, err := json.MarshalIndent(refs, "", "  ")
+	return updateJSON(&c.mu, filepath.Join(c.dir, "refs.json"), func(refs map[string]refEntry) { refs[key] = e })
+}
+
+// loadJSON reads a JSON object of V (empty when missing or unreadable:
+// the cache then fetches or hashes again).
+func loadJSON[V any](path string) map[string]V {
+	m := map[string]V{}
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// updateJSON rewrites such a file with edit applied, atomically, one
+// writer at a time.
+func updateJSON[V any](mu *sync.Mutex, path string, edit func(map[string]V)) error {
+	mu.Lock()
+	defer mu.Unlock()
+	m := loadJSON[V](path)
+	edit(m)
+	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fileutil.WriteAtomic(filepath.Join(c.dir, "refs.json"), b, 0o644)
+	return fileutil.WriteAtomic(path, b, 0o644)
 }
 
 // lock serialises the download of one digest (two images sharing a base
