@@ -187,6 +187,34 @@ func untar(t *testing.T, r io.Reader, dir string) {
 	})
 }
 
+// rewriteEntry copies one entry of the bundle src to the file dst.
+func rewriteEntry(t *testing.T, src, name, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	found := false
+	eachEntry(t, in, func(h *tar.Header, r io.Reader) {
+		if h.Name != name {
+			return
+		}
+		found = true
+		out, err := os.Create(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		if _, err := io.Copy(out, r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !found {
+		t.Fatalf("%s: no entry %s", src, name)
+	}
+}
+
 // eachEntry calls fn for every entry of the tar stream r.
 func eachEntry(t *testing.T, r io.Reader, fn func(*tar.Header, io.Reader)) {
 	t.Helper()

@@ -116,6 +116,27 @@ func TestBundleFromUpstreamInABox(t *testing.T) {
 		t.Errorf("%d images in the bundle, the box serves %d (kubeadm's and flannel's)", len(m.Images), len(up.Images))
 	}
 
+	// The bundle's own containerd imports its images under kubeadm's names.
+	t.Run("ctr import", func(t *testing.T) {
+		var tgz string
+		for _, f := range m.Files {
+			if f.Name == "containerd" {
+				tgz = filepath.Join(cache, "sha256", f.SHA256)
+			}
+		}
+		layout := filepath.Join(t.TempDir(), "linux-amd64.tar")
+		rewriteEntry(t, out, bundle.LayoutPath("amd64"), layout)
+		got := ctrImport(t, tgz, layout)
+		for _, im := range m.Images {
+			if got[im.Ref] != im.Digest {
+				t.Errorf("containerd has %s as %q, want %s", im.Ref, got[im.Ref], im.Digest)
+			}
+		}
+		if len(got) != len(m.Images) {
+			t.Errorf("containerd has %d images, the bundle %d: %v", len(got), len(m.Images), got)
+		}
+	})
+
 	// Warm: nothing downloaded, not even a checksum file or a registry ping.
 	before := up.Requests()
 	res2, err := bundle.Build(ctx, boxOptions(up, cache, filepath.Join(dir, "again.tar"), t.Logf))
