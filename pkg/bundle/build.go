@@ -80,7 +80,7 @@ func (o *Options) setDefaults() error {
 		return errors.New("no output file: pass -o FILE (bundle.tar, bundle.tar.gz or bundle.tar.zst)")
 	}
 	if !versionRE.MatchString(o.Versions.Kubernetes) {
-		return fmt.Errorf("Kubernetes version %q: want vMAJOR.MINOR.PATCH, e.g. v1.37.2", o.Versions.Kubernetes)
+		return fmt.Errorf("version %q of Kubernetes: want vMAJOR.MINOR.PATCH, e.g. v1.37.2", o.Versions.Kubernetes)
 	}
 	for what, v := range map[string]string{"containerd": o.Versions.Containerd, "runc": o.Versions.Runc, "CNI plugins": o.Versions.CNIPlugins, "crictl": o.Versions.Crictl} {
 		if !strings.HasPrefix(v, "v") {

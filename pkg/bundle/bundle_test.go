@@ -365,13 +365,13 @@ func TestBadInput(t *testing.T) {
 	exists := filepath.Join(dir, "exists.tar")
 	os.WriteFile(exists, []byte("mine"), 0o644)
 	for want, edit := range map[string]func(*bundle.Options){
-		`Kubernetes version "1.37": want vMAJOR.MINOR.PATCH`: func(o *bundle.Options) { o.Versions.Kubernetes = "1.37" },
-		`architecture "x86": want amd64 or arm64`:            func(o *bundle.Options) { o.Arches = []string{"x86"} },
-		"exists.tar exists: pass --force":                    func(o *bundle.Options) { o.Output = exists },
-		"calico as the CNI yet":                              func(o *bundle.Options) { o.CNI = "calico" },
-		`flannel v0.1: no pinned checksum`:                   func(o *bundle.Options) { o.CNI, o.Versions.Flannel = "flannel", "v0.1" },
-		`registry mirror "ftp://x"`:                          func(o *bundle.Options) { o.RegistryMirrors = map[string][]string{"ghcr.io": {"ftp://x"}} },
-		`no output file: pass -o FILE`:                       func(o *bundle.Options) { o.Output = "" },
+		`version "1.37" of Kubernetes: want vMAJOR.MINOR.PATCH`: func(o *bundle.Options) { o.Versions.Kubernetes = "1.37" },
+		`architecture "x86": want amd64 or arm64`:               func(o *bundle.Options) { o.Arches = []string{"x86"} },
+		"exists.tar exists: pass --force":                       func(o *bundle.Options) { o.Output = exists },
+		"calico as the CNI yet":                                 func(o *bundle.Options) { o.CNI = "calico" },
+		`flannel v0.1: no pinned checksum`:                      func(o *bundle.Options) { o.CNI, o.Versions.Flannel = "flannel", "v0.1" },
+		`registry mirror "ftp://x"`:                             func(o *bundle.Options) { o.RegistryMirrors = map[string][]string{"ghcr.io": {"ftp://x"}} },
+		`no output file: pass -o FILE`:                          func(o *bundle.Options) { o.Output = "" },
 	} {
 		o := u.options(t, t.TempDir(), filepath.Join(dir, "b.tar"))
 		edit(&o)

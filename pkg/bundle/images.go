@@ -57,7 +57,7 @@ func minor(version string) string {
 func KubeadmImagesFromTable(version, repo string) ([]string, error) {
 	t, ok := kubeadmImages[minor(version)]
 	if !ok {
-		return nil, fmt.Errorf("Kubernetes %s: this hacluster does not know which images its kubeadm asks for (known: %s); build the bundle on linux with its architecture in --arch, so that its kubeadm can say", version, strings.Join(slices.Sorted(maps.Keys(kubeadmImages)), ", "))
+		return nil, fmt.Errorf("which images kubeadm %s asks for is not known to this hacluster (known: %s); build the bundle on linux with its architecture in --arch, so that its kubeadm can say", version, strings.Join(slices.Sorted(maps.Keys(kubeadmImages)), ", "))
 	}
 	dns := repo
 	if repo == defaultImageRepository {

@@ -45,7 +45,7 @@ func TestInputErrors(t *testing.T) {
 		"no output":       {[]string{"build"}, "-o FILE is required"},
 		"exists":          {[]string{"build", "-o", mine}, "mine.tar exists: pass --force to replace it"},
 		"bad arch":        {[]string{"build", "-o", "b.tar", "--arch", "amd64,s390x"}, `architecture "s390x": want amd64 or arm64`},
-		"bad version":     {[]string{"build", "-o", "b.tar", "--kubernetes-version", "1.37"}, `Kubernetes version "1.37"`},
+		"bad version":     {[]string{"build", "-o", "b.tar", "--kubernetes-version", "1.37"}, `version "1.37" of Kubernetes`},
 		"bad cni":         {[]string{"build", "-o", "b.tar", "--cni", "weave"}, `CNI "weave": want flannel or none`},
 		"mirror no =":     {[]string{"build", "-o", "b.tar", "--mirror", "https://dl.k8s.io"}, `--mirror "https://dl.k8s.io": want KEY=VALUE`},
 		"mirror site":     {[]string{"build", "-o", "b.tar", "--mirror", "dl.k8s.io=http://m"}, `SITE is a URL like https://dl.k8s.io`},
@@ -106,7 +106,7 @@ func siteClusterFile(t *testing.T, up *upstream.Server) string {
 	tail = strings.NewReplacer(
 		"http://mirror.example.com/dl.k8s.io", up.MirrorURL("dl.k8s.io"),
 		"http://mirror.example.com/github.com", up.MirrorURL("github.com"),
-		"[http://mirror.example.com:5000/v2/registry.k8s.io]", "["+up.RegistryMirror("registry.k8s.io")+"]\n    ghcr.io: ["+up.RegistryMirror("ghcr.io")+"]",
+		"[http://mirror.example.com:5000/v2/registry.k8s.io]", "["+up.RegistryMirror("registry.k8s.io")+"]\n      ghcr.io: ["+up.RegistryMirror("ghcr.io")+"]",
 	).Replace(tail)
 	f := ex[:i] + tail
 	if _, err := inventory.Parse("cluster.yaml", []byte(f)); err != nil {
@@ -128,13 +128,13 @@ func TestReadmeExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Close()
+	lines := readmeLines(t)
 	dir := t.TempDir()
 	t.Chdir(dir)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	if err := os.WriteFile("cluster.yaml", []byte(siteClusterFile(t, up)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lines := readmeLines(t)
 	if len(lines) != 5 {
 		t.Fatalf("README lines: %q", lines)
 	}
