@@ -150,6 +150,8 @@ func TestBadInput(t *testing.T) {
 	oneLine(t, runMain(t, "1", "version", "-o", "xml"), `unknown output format "xml"`)
 	oneLine(t, runMain(t, "1", "version", "extra"), "extra")
 	oneLine(t, runMain(t, "1", "completion", "tcsh"), "tcsh")
+	oneLine(t, runMain(t, "1", "bundle", "build"), "-o FILE is required")
+	oneLine(t, runMain(t, "1", "bundle", "verify", "/nonexistent/bundle.tar"), "no such file")
 }
 
 func brokenKubeconfigs(t *testing.T) map[string]string {
