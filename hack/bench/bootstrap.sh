@@ -45,13 +45,15 @@ by_hand() {
 	for i in 0 1 2 3; do
 		local lb=""
 		[ "$i" -lt 3 ] && lb="haproxy keepalived"
-		"${SSH[@]}" "root@${IPS[$i]}" bash -s >"$W/prep-${HOSTS[$i]}.log" 2>&1 <<EOF
+		"${SSH[@]}" "root@${IPS[$i]}" bash -s >"$W/prep-${HOSTS[$i]}.log" 2>&1 <<EOF || { tail -20 "$W/prep-${HOSTS[$i]}.log" >&2; exit 1; }
 set -e
 swapoff -a; sed -i '/ swap / s/^/#/' /etc/fstab
 printf 'overlay\nbr_netfilter\n' >/etc/modules-load.d/k8s.conf
-modprobe overlay; modprobe br_netfilter
+# (the bed's hosts share this machine's kernel: no /lib/modules, the modules are loaded already)
+modprobe overlay 2>/dev/null || true; modprobe br_netfilter 2>/dev/null || true
 printf 'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n' >/etc/sysctl.d/k8s.conf
-sysctl --system >/dev/null
+# only this file: sysctl --system would apply Debian's kernel.* files to the shared kernel
+sysctl -q -p /etc/sysctl.d/k8s.conf
 apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends conntrack socat ebtables $lb >/dev/null
 cd /tmp
 curl -fsSL $gh/containerd/containerd/releases/download/v$C/containerd-$C-linux-amd64.tar.gz | tar Cxz /usr/local
@@ -116,7 +118,7 @@ EOF
 		[ "$i" = 0 ] && state=MASTER
 		local j
 		for j in 0 1 2; do [ "$j" != "$i" ] && peers+="        ${IPS[$j]}"$'\n'; done
-		"${SSH[@]}" "root@${IPS[$i]}" bash -s >"$W/lb-${HOSTS[$i]}.log" 2>&1 <<EOF
+		"${SSH[@]}" "root@${IPS[$i]}" bash -s >"$W/lb-${HOSTS[$i]}.log" 2>&1 <<EOF || { tail -20 "$W/lb-${HOSTS[$i]}.log" >&2; exit 1; }
 set -e
 cat >/etc/haproxy/haproxy.cfg <<'X'
 global
