@@ -6,15 +6,18 @@
 //	connect        SSH to every host, host keys checked
 //	facts          what each host is (pkg/facts)
 //	preflight      per-host and cross-host checks; stops on an error (pkg/preflight)
-//	download       the release files, once, on this machine, checksums verified (pkg/artifacts)
+//	download       the release files, once, on this machine, checksums verified (pkg/artifacts),
+//	               or an offline bundle verified and unpacked (pkg/bundle, bundle.go)
 //	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
-//	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors
+//	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors;
+//	               a bundle's images imported into containerd
 //	kube-binaries  kubelet, kubeadm, kubectl and the kubelet's systemd unit
 //	load-balancer  HAProxy + keepalived (the VIP) on the control planes
 //	init           kubeadm init on the first control plane, from a config file
+//	cni            flannel's release manifest with the pod subnet (the joining nodes get it as they come)
 //	join-control-planes  kubeadm join --control-plane, one at a time
 //	join-workers   kubeadm join, in parallel
-//	cni            flannel's release manifest with the pod subnet; every node Ready
+//	nodes-ready    every node Ready
 //	coredns        CoreDNS spread over the nodes (kubeadm starts both on the first)
 //	kubeconfig     admin.conf (through the endpoint) into the state directory, 0600,
 //	               and merged into the user's kubeconfig as context hacluster-<name>
@@ -63,6 +66,9 @@ type Options struct {
 	// MergeKubeconfig, when set, is the user's kubeconfig file that gets the
 	// cluster as context hacluster-<name> (backup first, atomic write).
 	MergeKubeconfig string
+	// Bundle is an offline bundle to install from (else spec.artifacts.bundle):
+	// nothing is downloaded and the images are imported, never pulled.
+	Bundle string
 	// DryRun connects, gathers facts, runs preflight and returns the Plan:
 	// per host the files each phase would write as diffs against the
 	// host's, and the other changes; nothing is changed or written.
@@ -118,6 +124,10 @@ type run struct {
 	fleet *fleet.Fleet
 	facts map[string]*facts.Facts
 	files map[string]artifacts.Fetched // by artifact name
+	// layouts are the bundle's image layouts by architecture (Options.Bundle).
+	layouts map[string]artifacts.Fetched
+	// snaps are the hosts' copies of bootstrap's own files (files.go).
+	snaps map[string]*snapshot
 	res   Result
 	mu    sync.Mutex
 
@@ -138,10 +148,16 @@ func (r *run) stateDir() string {
 }
 
 // Phases are the phase names, in order (Options.Until takes one).
-var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "join-control-planes", "join-workers", "cni", "coredns", "kubeconfig", "verify"}
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "kubeconfig", "verify"}
 
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
+	if o.Bundle != "" {
+		// The flag stands for spec.artifacts.bundle (preflight reads it).
+		cc := *c
+		cc.Spec.Artifacts.Bundle = o.Bundle
+		c = &cc
+	}
 	r := &run{c: c, o: o}
 	if r.o.Logf == nil {
 		r.o.Logf = func(string, ...any) {}
@@ -179,9 +195,10 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"kube-binaries", r.onEveryHost("kube-binaries", r.kubeBinaries)},
 		step{"load-balancer", r.loadBalancer},
 		step{"init", r.initFirst},
+		step{"cni", r.cni},
 		step{"join-control-planes", r.joinControlPlanes},
 		step{"join-workers", r.joinWorkers},
-		step{"cni", r.cni},
+		step{"nodes-ready", r.nodesReady},
 		step{"coredns", r.spreadCoreDNS},
 		step{"kubeconfig", r.kubeconfig},
 		step{"verify", r.verify},
@@ -265,7 +282,10 @@ func (r *run) connect(ctx context.Context) error {
 func (r *run) gatherFacts(ctx context.Context) error {
 	fs, err := r.fleet.Facts(ctx)
 	r.facts = fs
-	return err
+	if err != nil {
+		return err
+	}
+	return r.readSnapshots(ctx)
 }
 
 func (r *run) preflight(ctx context.Context) error {
@@ -304,6 +324,9 @@ func (r *run) download(ctx context.Context) error {
 	}
 	if s.Logf == nil {
 		s.Logf = func(f string, a ...any) { r.o.Logf("  "+f, a...) }
+	}
+	if b := r.bundlePath(); b != "" {
+		return r.fromBundle(ctx, b, s)
 	}
 	a := r.c.Spec.Artifacts
 	v := artifacts.Versions{Kubernetes: r.c.Spec.Kubernetes.Version, Containerd: a.Containerd, Runc: a.Runc, CNIPlugins: a.CNIPlugins, Crictl: a.Crictl}

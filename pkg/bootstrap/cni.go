@@ -38,7 +38,9 @@ const (
 	cniVersion        = `"cniVersion": "0.4.0"`
 )
 
-// cni installs the network plugin and waits until every node is Ready.
+// cni installs the network plugin right after init, as kubeadm's guide
+// does: the nodes that join next get their flannel Pod as they register, in
+// parallel with the joins that follow (nodesReady waits for them at the end).
 // flannel: the release's kube-flannel.yml (checksum pinned), with the
 // cluster's pod subnet, applied with kubectl on the first control plane.
 func (r *run) cni(ctx context.Context) error {
@@ -68,27 +70,35 @@ func (r *run) cni(ctx context.Context) error {
 	want := hex.EncodeToString(sum[:])
 	first := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
 	stamp := stampDir + "/cni-flannel.sha256"
-	have, _ := first.ReadFile(ctx, stamp, true)
+	have := r.stamp(ctx, first, stamp)
 	ds, _ := r.kubectlOnFirst(ctx, "-n kube-flannel get daemonset kube-flannel-ds -o name --ignore-not-found", nil)
 	changed := false
-	if strings.TrimSpace(string(have)) != want || strings.TrimSpace(ds) == "" {
+	if have != want || strings.TrimSpace(ds) == "" {
 		if _, err := r.kubectlOnFirst(ctx, "apply -f -", manifest); err != nil {
 			return fmt.Errorf("apply kube-flannel.yml: %w", err)
 		}
-		if err := first.WriteFile(ctx, stamp, strings.NewReader(want+"\n"), 0o644, true); err != nil {
+		if err := r.writeStamp(ctx, first, stamp, want); err != nil {
 			return err
 		}
 		changed = true
 	}
-	if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
-		return err
-	}
-	detail := "flannel " + r.c.Spec.Artifacts.Flannel + " running, every node Ready"
+	detail := "flannel " + r.c.Spec.Artifacts.Flannel + " already applied"
 	if changed {
-		detail = "flannel " + r.c.Spec.Artifacts.Flannel + " applied (pod network " + r.c.Spec.Network.PodSubnet + "), every node Ready"
+		detail = "flannel " + r.c.Spec.Artifacts.Flannel + " applied (pod network " + r.c.Spec.Network.PodSubnet + ")"
 	}
 	r.record(PhaseResult{Phase: "cni", Changed: changed, Detail: detail, Duration: time.Since(t0)})
 	r.o.Logf("  %s (%s)", detail, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// nodesReady: every host of the cluster file is a Ready Node (the CNI up
+// on each).
+func (r *run) nodesReady(ctx context.Context) error {
+	t0 := time.Now()
+	if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
+		return err
+	}
+	r.record(PhaseResult{Phase: "nodes-ready", Detail: fmt.Sprintf("%d nodes Ready", len(r.c.Spec.Hosts)), Duration: time.Since(t0)})
 	return nil
 }
 
@@ -130,30 +140,67 @@ func (r *run) waitNodesReady(ctx context.Context, timeout time.Duration) error {
 
 // spreadCoreDNS: kubeadm creates CoreDNS while the first control plane is the
 // only node, so both replicas run there and the cluster's DNS dies with that
-// node. Once the other nodes are Ready, a rollout restart lets the scheduler
-// spread them (its anti-affinity is preferred, not required).
+// node. Once the other nodes are Ready, one of the two is deleted: the
+// scheduler puts its replacement on another node (CoreDNS's anti-affinity is
+// preferred, not required), and the other replica serves meanwhile.
 func (r *run) spreadCoreDNS(ctx context.Context) error {
 	t0 := time.Now()
-	out, err := r.kubectlOnFirst(ctx, `-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}'`, nil)
+	pods, err := r.coreDNSPods(ctx)
 	if err != nil {
 		return err
 	}
 	nodes := map[string]bool{}
-	pods := 0
-	for _, n := range strings.Fields(out) {
-		nodes[n] = true
-		pods++
+	for _, p := range pods {
+		nodes[p.node] = true
 	}
-	if pods < 2 || len(nodes) > 1 || len(r.c.Spec.Hosts) < 2 {
-		r.record(PhaseResult{Phase: "coredns", Detail: fmt.Sprintf("%d replicas on %d node(s)", pods, len(nodes)), Duration: time.Since(t0)})
+	if len(pods) < 2 || len(nodes) > 1 || len(r.c.Spec.Hosts) < 2 {
+		r.record(PhaseResult{Phase: "coredns", Detail: fmt.Sprintf("%d replicas on %d node(s)", len(pods), len(nodes)), Duration: time.Since(t0)})
 		return nil
 	}
-	if _, err := r.kubectlOnFirst(ctx, "-n kube-system rollout restart deployment/coredns", nil); err != nil {
+	if _, err := r.kubectlOnFirst(ctx, "-n kube-system delete pod "+remote.Quote(pods[0].name)+" --wait=false", nil); err != nil {
 		return err
 	}
-	if _, err := r.kubectlOnFirst(ctx, "-n kube-system rollout status deployment/coredns --timeout=3m", nil); err != nil {
-		return err
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		pods, err := r.coreDNSPods(ctx)
+		ready := map[string]bool{}
+		for _, p := range pods {
+			if p.ready {
+				ready[p.node] = true
+			}
+		}
+		if err == nil && len(ready) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CoreDNS is not Ready on two nodes after 3m: %v %v", pods, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	r.record(PhaseResult{Phase: "coredns", Changed: true, Detail: "both replicas were on one node: restarted to spread them", Duration: time.Since(t0)})
+	r.record(PhaseResult{Phase: "coredns", Changed: true, Detail: "both replicas were on one node: one moved to another", Duration: time.Since(t0)})
 	return nil
+}
+
+type dnsPod struct {
+	name, node string
+	ready      bool
+}
+
+func (r *run) coreDNSPods(ctx context.Context) ([]dnsPod, error) {
+	out, err := r.kubectlOnFirst(ctx, `-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{range .items[*]}{.metadata.name}|{.spec.nodeName}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.deletionTimestamp}{"\n"}{end}'`, nil)
+	if err != nil {
+		return nil, err
+	}
+	var pods []dnsPod
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(l, "|")
+		if len(f) != 4 || f[1] == "" || f[3] != "" { // unscheduled or going away
+			continue
+		}
+		pods = append(pods, dnsPod{name: f[0], node: f[1], ready: f[2] == "True"})
+	}
+	return pods, nil
 }

@@ -48,7 +48,7 @@ func (r *run) kubeBinaries(ctx context.Context, h inventory.Host, c *remote.Conn
 	var did []string
 	for _, b := range []string{"kubelet", "kubeadm", "kubectl"} {
 		a := r.file(b, f)
-		changed, err := ensureUpload(ctx, c, "/usr/bin/"+b, a.Path, a.SHA256, 0o755)
+		changed, err := r.ensureUpload(ctx, c, "/usr/bin/"+b, a.Path, a.SHA256, 0o755)
 		if err != nil {
 			return false, "", err
 		}
@@ -58,7 +58,7 @@ func (r *run) kubeBinaries(ctx context.Context, h inventory.Host, c *remote.Conn
 	}
 	units := false
 	for _, u := range []struct{ path, data string }{{kubeletUnit, kubeletService}, {kubeletDropIn, kubeadmDropIn}} {
-		changed, err := ensureContent(ctx, c, u.path, []byte(u.data), 0o644)
+		changed, err := r.ensureContent(ctx, c, u.path, []byte(u.data), 0o644)
 		if err != nil {
 			return false, "", err
 		}

@@ -41,7 +41,7 @@ const (
 	tokenTTL         = "1h"
 	tokenDescription = "kubectl hacluster bootstrap"
 	certKeyBytes     = 32
-	joinWaitTimeout  = 10 * time.Minute
+	joinWaitTimeout  = 15 * time.Minute
 )
 
 // initFirst: `kubeadm init` on the first control plane, unless it already is
@@ -389,6 +389,18 @@ func randomHex(n int) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// kubeadmTimeouts double kubeadm's defaults for the waits a busy or small
+// machine overruns (a joining etcd member that must start and catch up
+// within 2 minutes, the kubelet's first start, TLS bootstrap): a slow host
+// then takes longer instead of failing half-way.
+var kubeadmTimeouts = map[string]any{
+	"controlPlaneComponentHealthCheck": "8m0s",
+	"kubeletHealthCheck":               "8m0s",
+	"etcdAPICall":                      "4m0s",
+	"tlsBootstrap":                     "10m0s",
+	"discovery":                        "10m0s",
+}
+
 // nodeRegistration is shared by init and join.
 // With resume, kubeadm's preflight errors are all ignored: what an
 // interrupted init or join left (files, ports in use) fails them.
@@ -425,6 +437,7 @@ func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string, resum
 		"bootstrapTokens":  []any{map[string]any{"ttl": "1h0m0s", "description": "kubeadm init (joins use their own token)"}},
 		"localAPIEndpoint": map[string]any{"advertiseAddress": h.InternalAddress, "bindPort": 6443},
 		"nodeRegistration": r.nodeRegistration(h, f, true, resume),
+		"timeouts":         kubeadmTimeouts,
 	}
 	sans := []string{}
 	if e := r.c.Spec.ControlPlaneEndpoint; e.VIP != "" {
@@ -480,6 +493,7 @@ func (r *run) joinConfig(h inventory.Host, f *facts.Facts, creds joinCreds, cont
 			"caCertHashes":      []string{creds.caHash},
 		}},
 		"nodeRegistration": r.nodeRegistration(h, f, controlPlane, resume),
+		"timeouts":         kubeadmTimeouts,
 	}
 	if controlPlane {
 		j["controlPlane"] = map[string]any{

@@ -59,7 +59,7 @@ func (r *run) loadBalancer(ctx context.Context) error {
 			{keepalivedCheck, checkHAProxyScript, 0o755, "keepalived"},
 			{keepalivedConf, kconf, 0o600, "keepalived"}, // holds the VRRP password
 		} {
-			changed, err := ensureContent(ctx, c, file.path, []byte(file.data), file.mode)
+			changed, err := r.ensureContent(ctx, c, file.path, []byte(file.data), file.mode)
 			if err != nil {
 				return false, "", err
 			}

@@ -27,7 +27,7 @@ func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 	// First, the mark that this host is being built for this cluster:
 	// preflight then takes the ports and the VIP that bootstrap's own
 	// services hold for what they are when a run resumes.
-	if _, err := ensureContent(ctx, c, facts.ClusterMarker, []byte(r.c.Metadata.Name+"\n"), 0o644); err != nil {
+	if _, err := r.ensureContent(ctx, c, facts.ClusterMarker, []byte(r.c.Metadata.Name+"\n"), 0o644); err != nil {
 		return false, "", err
 	}
 	if f.SwapKiB > 0 {
@@ -37,7 +37,7 @@ func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		}
 		did = append(did, "swap off")
 	}
-	changed, err := ensureContent(ctx, c, modulesFile, []byte(modules), 0o644)
+	changed, err := r.ensureContent(ctx, c, modulesFile, []byte(modules), 0o644)
 	if err != nil {
 		return false, "", err
 	}
@@ -49,7 +49,7 @@ func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		}
 		did = append(did, "modules")
 	}
-	changed, err = ensureContent(ctx, c, sysctlFile, []byte(sysctls), 0o644)
+	changed, err = r.ensureContent(ctx, c, sysctlFile, []byte(sysctls), 0o644)
 	if err != nil {
 		return false, "", err
 	}

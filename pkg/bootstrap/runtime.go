@@ -42,7 +42,7 @@ func (r *run) runtime(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		}
 	}
 	runc := r.file("runc", f)
-	changed, err := ensureUpload(ctx, c, "/usr/local/sbin/runc", runc.Path, runc.SHA256, 0o755)
+	changed, err := r.ensureUpload(ctx, c, "/usr/local/sbin/runc", runc.Path, runc.SHA256, 0o755)
 	if err != nil {
 		return false, "", err
 	}
@@ -58,7 +58,7 @@ func (r *run) runtime(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		{containerdUnit, containerdService(f)},
 		{crictlConf, "runtime-endpoint: " + containerdSock + "\nimage-endpoint: " + containerdSock + "\ntimeout: 10\n"},
 	} {
-		changed, err := ensureContent(ctx, c, file.path, []byte(file.data), 0o644)
+		changed, err := r.ensureContent(ctx, c, file.path, []byte(file.data), 0o644)
 		if err != nil {
 			return false, "", err
 		}
@@ -67,7 +67,7 @@ func (r *run) runtime(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		}
 	}
 	for reg, eps := range r.c.Spec.Registries.Mirrors {
-		changed, err := ensureContent(ctx, c, registryCertsD+"/"+reg+"/hosts.toml", []byte(hostsTOML(reg, eps)), 0o644)
+		changed, err := r.ensureContent(ctx, c, registryCertsD+"/"+reg+"/hosts.toml", []byte(hostsTOML(reg, eps)), 0o644)
 		if err != nil {
 			return false, "", err
 		}
@@ -99,6 +99,13 @@ func (r *run) runtime(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		logs, _ := c.Output(ctx, "journalctl -u containerd -n 20 --no-pager", true)
 		return len(did) > 0, "", fmt.Errorf("containerd's CRI does not answer: %v\n%s", last, logs)
 	}
+	imported, err := r.importImages(ctx, c, archOf(f))
+	if err != nil {
+		return true, "", err
+	}
+	if imported {
+		did = append(did, "bundle images imported")
+	}
 	if len(did) == 0 {
 		return false, "containerd " + r.c.Spec.Artifacts.Containerd + ", runc, CNI plugins, crictl already installed; CRI answers", nil
 	}
@@ -121,8 +128,7 @@ func archOf(f *facts.Facts) string {
 // archive was unpacked there already. The archive streams over SSH.
 func (r *run) unpack(ctx context.Context, c *remote.Conn, a artifacts.Fetched, dir string) (bool, error) {
 	stamp := stampDir + "/" + a.Name + ".sha256"
-	have, err := c.ReadFile(ctx, stamp, true)
-	if err == nil && strings.TrimSpace(string(have)) == a.SHA256 {
+	if r.stamp(ctx, c, stamp) == a.SHA256 {
 		return false, nil
 	}
 	in, err := os.Open(a.Path)
@@ -131,8 +137,15 @@ func (r *run) unpack(ctx context.Context, c *remote.Conn, a artifacts.Fetched, d
 	}
 	defer in.Close()
 	script := fmt.Sprintf("set -e; mkdir -p %[1]s %[2]s; tar -xzf - --no-same-owner -C %[1]s; echo %[3]s >%[4]s", remote.Quote(dir), stampDir, a.SHA256, remote.Quote(stamp))
-	_, err = c.Run(ctx, remote.Cmd{Script: script, Sudo: true, Stdin: in})
-	return true, err
+	if _, err = c.Run(ctx, remote.Cmd{Script: script, Sudo: true, Stdin: in}); err != nil {
+		return true, err
+	}
+	if s := r.snap(c); s != nil {
+		s.mu.Lock()
+		s.stamps[stamp] = a.SHA256
+		s.mu.Unlock()
+	}
+	return true, nil
 }
 
 // containerdConfig renders /etc/containerd/config.toml (containerd 2.x,

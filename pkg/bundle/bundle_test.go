@@ -410,3 +410,42 @@ func TestKubeadmTableAndManifestImages(t *testing.T) {
 		t.Errorf("normalized: %s", n)
 	}
 }
+
+// Unpack writes each entry once under its sha256, reuses them on a second
+// bundle of the same content, and refuses a changed entry.
+func TestUnpack(t *testing.T) {
+	u := newFakeUpstream(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bundle.tar")
+	res, err := bundle.Build(context.Background(), u.options(t, t.TempDir(), out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(dir, "unpacked")
+	first, err := bundle.Unpack(out, into)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Reused != 0 || len(first.Paths) != len(res.Manifest.Files) {
+		t.Errorf("first unpack: reused %d, %d of %d entries", first.Reused, len(first.Paths), len(res.Manifest.Files))
+	}
+	for _, f := range res.Manifest.Files {
+		b, err := os.ReadFile(first.Paths[f.Path])
+		if err != nil || sum(b) != f.SHA256 {
+			t.Errorf("%s: unpacked content does not match: %v", f.Path, err)
+		}
+	}
+	again, err := bundle.Unpack(out, into)
+	if err != nil || again.Reused != len(res.Manifest.Files) {
+		t.Errorf("second unpack: %+v %v", again, err)
+	}
+	bad := filepath.Join(dir, "bad.tar")
+	rewrite(t, out, bad, func(n string, r io.Reader) []byte {
+		if n == "files/linux/amd64/kubeadm" {
+			return flipByte(r)
+		}
+		return nil
+	})
+	_, err = bundle.Unpack(bad, t.TempDir())
+	mustContain(t, err, "files/linux/amd64/kubeadm", "the manifest says")
+}

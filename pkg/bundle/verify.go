@@ -37,27 +37,39 @@ func (e *VerifyError) Error() string {
 	return fmt.Sprintf("%s fails verification: %d problems:\n  %s", e.Path, len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
+// openListed opens a bundle past its manifest, with the entries the
+// manifest lists by path (each name checked).
+func openListed(file string) (*archiveReader, *Manifest, map[string]File, error) {
+	r, err := openArchive(file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := readManifest(file, r)
+	if err != nil {
+		r.Close()
+		return nil, nil, nil, err
+	}
+	want := map[string]File{}
+	for _, f := range m.Files {
+		if err := checkEntryName(f.Path); err != nil {
+			r.Close()
+			return nil, nil, nil, fmt.Errorf("%s: %s lists %w", file, ManifestName, err)
+		}
+		want[f.Path] = f
+	}
+	return r, m, want, nil
+}
+
 // Verify reads the whole bundle once: every entry's size and sha256 against
 // the manifest, and inside each image layout every blob against its digest,
 // index.json against the manifest's images, and each image's manifest,
 // config and layers against the digests the manifest recorded.
 func Verify(file string) (*Verified, error) {
-	r, err := openArchive(file)
+	r, m, want, err := openListed(file)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	m, err := readManifest(file, r)
-	if err != nil {
-		return nil, err
-	}
-	want := map[string]File{}
-	for _, f := range m.Files {
-		if err := checkEntryName(f.Path); err != nil {
-			return nil, fmt.Errorf("%s: %s lists %w", file, ManifestName, err)
-		}
-		want[f.Path] = f
-	}
 	v := &Verified{Manifest: m}
 	var specific, general []string // image problems first, then entries
 	seen := map[string]bool{}

@@ -171,6 +171,10 @@ type Artifacts struct {
 	Crictl     string `yaml:"crictl,omitempty" json:"crictl"`
 	// Flannel is the flannel release of spec.network.cni: flannel.
 	Flannel string `yaml:"flannel,omitempty" json:"flannel"`
+	// Bundle is an offline bundle (`kubectl hacluster bundle build`): the
+	// release files and images come from it, and no host reaches a release
+	// site or a registry (~ expanded, relative to the current folder).
+	Bundle string `yaml:"bundle,omitempty" json:"bundle,omitempty"`
 }
 
 // Registries configures containerd's registry hosts.

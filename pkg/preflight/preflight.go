@@ -79,6 +79,7 @@ func Run(ctx context.Context, c *inventory.Cluster, hosts []Host, probe Prober) 
 	if probe != nil {
 		out = append(out, checkVIPFree(ctx, c, hosts, probe)...)
 		out = append(out, checkPorts(ctx, c, hosts, probe)...)
+		out = append(out, checkMirrors(ctx, c, hosts, probe)...)
 	}
 	rank := map[Severity]int{Error: 0, Warning: 1, Change: 2}
 	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Severity] < rank[out[j].Severity] })

@@ -248,3 +248,28 @@ func TestBlockedPortBetweenHosts(t *testing.T) {
 	}
 	t.Logf("preflight with the port matrix: %s (%s)", took.Round(time.Millisecond), f)
 }
+
+// A registry mirror that does not answer from the hosts is a warning on
+// each (containerd falls back to the registry); with a bundle it is not
+// probed at all.
+func TestDeadRegistryMirror(t *testing.T) {
+	b := need(t)
+	cs := connect(t, b)
+	c := cluster(t, b)
+	dead := fmt.Sprintf("http://%s:1/v2/registry.k8s.io", b.Gateway)
+	c.Spec.Registries.Mirrors = map[string][]string{"registry.k8s.io": {dead}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hosts := gather(t, c, cs)
+	fs := preflight.Run(ctx, c, hosts, cs.probe)
+	for _, h := range b.Hosts {
+		f := find(fs, h.Name, "RegistryMirror")
+		if f == nil || f.Severity != preflight.Warning || !strings.Contains(f.Message, dead) {
+			t.Errorf("%s: dead mirror: %+v", h.Name, f)
+		}
+	}
+	c.Spec.Artifacts.Bundle = "offline.tar"
+	if f := find(preflight.Run(ctx, c, hosts, cs.probe), "cp-1", "RegistryMirror"); f != nil {
+		t.Errorf("probed the mirrors with a bundle: %s", f)
+	}
+}

@@ -33,6 +33,7 @@ type Options struct {
 	Merge      bool
 	Kubeconfig *string
 	DryRun     bool
+	Bundle     string
 }
 
 // NewCmd builds `kubectl hacluster bootstrap`.
@@ -50,8 +51,9 @@ re-run on a built cluster changes nothing:
   checksums verified, cached), prepare (swap, modules, sysctls, packages),
   runtime (containerd, runc, CNI plugins, crictl), kube-binaries, load-balancer
   (HAProxy + keepalived with the VIP), init (kubeadm init on the first control
-  plane), join-control-planes (one at a time), join-workers (in parallel),
-  cni (flannel; every node Ready), coredns (spread over the nodes), kubeconfig
+  plane), cni (flannel, before the joins), join-control-planes (one at a
+  time), join-workers (in parallel), nodes-ready, coredns (spread over the
+  nodes), kubeconfig
   (admin.conf through the endpoint, 0600, in --state-dir, and merged into your
   kubeconfig as context hacluster-<name>, the old file kept as a backup),
   verify (inspect components must say Healthy).
@@ -90,6 +92,8 @@ on a command line.`,
 	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the VRRP password; default ~/.local/state/hacluster/<name>)")
 	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "Download cache (default ~/.cache/hacluster/artifacts)")
 	cmd.Flags().StringVar(&o.Until, "until", "", "Stop after this phase")
+	cmd.Flags().StringVar(&o.Bundle, "bundle", "", "Install offline from this bundle (kubectl hacluster bundle build; else spec.artifacts.bundle): verified, uploaded once per host, images imported; no host reaches a release site or registry")
+	_ = cmd.MarkFlagFilename("bundle", "tar", "zst", "gz")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "Connect read-only, run facts and preflight, and print per host what each phase would change, with every file it would write as a diff against the host's; change nothing")
 	cmd.Flags().BoolVar(&o.Merge, "merge-kubeconfig", true, "Merge the cluster into your kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config) as context hacluster-<name> and switch to it; false: only --state-dir/admin.conf")
 	_ = cmd.RegisterFlagCompletionFunc("until", cobra.FixedCompletions(core.Phases, cobra.ShellCompDirectiveNoFileComp))
@@ -134,6 +138,7 @@ func (o *Options) Run(ctx context.Context) error {
 	res, err := core.Run(ctx, o.Cluster, core.Options{
 		MergeKubeconfig:       merge,
 		DryRun:                o.DryRun,
+		Bundle:                o.Bundle,
 		AcceptNewHostKeys:     o.AcceptNewHostKeys,
 		IgnorePreflightErrors: o.Ignore,
 		Artifacts:             &artifacts.Store{Dir: cache},
