@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/hacluster/hacluster/pkg/fleet"
@@ -335,12 +336,54 @@ func wrapErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// waitHealthy polls inspect until Healthy.
+// nodeLeases are the renew times of the kubelets' Leases.
+func (d *drill) nodeLeases(ctx context.Context) (map[string]time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	l, err := d.src.Client.CoordinationV1().Leases("kube-node-lease").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]time.Time{}
+	for _, x := range l.Items {
+		if x.Spec.RenewTime != nil {
+			m[x.Name] = x.Spec.RenewTime.Time
+		}
+	}
+	return m, nil
+}
+
+// waitHealthy polls inspect until Healthy, and until every kubelet has
+// renewed its Lease since the undo: a kubelet that lost its API server
+// during the fault turns its node NotReady only when its Lease expires,
+// after a first Healthy verdict.
 func (d *drill) waitHealthy(ctx context.Context, undoAt time.Time) error {
 	deadline := time.Now().Add(d.o.RecoverTimeout)
 	last := ""
+	var before map[string]time.Time
+	for before == nil && time.Now().Before(deadline) {
+		if before, _ = d.nodeLeases(ctx); before == nil {
+			time.Sleep(time.Second)
+		}
+	}
 	for {
 		rep, err := inspect.Inspect(ctx, d.src, inspect.AnalyzeOptions{})
+		if err == nil && rep.Verdict == inspect.Healthy {
+			var stale []string
+			if now, lerr := d.nodeLeases(ctx); lerr != nil {
+				stale = []string{lerr.Error()}
+			} else {
+				for n, t := range before {
+					if !now[n].After(t) {
+						stale = append(stale, n)
+					}
+				}
+			}
+			if len(stale) > 0 {
+				slices.Sort(stale)
+				err = fmt.Errorf("Healthy, but the kubelet Lease of %s is not renewed since the undo yet", strings.Join(stale, ", "))
+			}
+		}
 		if err == nil && rep.Verdict == inspect.Healthy {
 			d.rep.Verdict = rep.Verdict
 			d.rep.HealthyAfterUndoMillis = time.Since(undoAt).Milliseconds()
