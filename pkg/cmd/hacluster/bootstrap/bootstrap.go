@@ -87,7 +87,7 @@ on a command line.`,
 		},
 	}
 	o.Flags.Add(cmd)
-	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the VRRP password; default ~/.local/state/hacluster/<name>)")
+	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the journal; default ~/.local/state/hacluster/<name>)")
 	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "Download cache (default ~/.cache/hacluster/artifacts)")
 	cmd.Flags().StringVar(&o.Until, "until", "", "Stop after this phase")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "Connect read-only, run facts and preflight, and print per host what each phase would change, with every file it would write as a diff against the host's; change nothing")
