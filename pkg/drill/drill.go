@@ -361,6 +361,7 @@ func (d *drill) waitHealthy(ctx context.Context, undoAt time.Time) error {
 	deadline := time.Now().Add(d.o.RecoverTimeout)
 	last := ""
 	var before map[string]time.Time
+	healthyOnce := false
 	for before == nil && time.Now().Before(deadline) {
 		if before, _ = d.nodeLeases(ctx); before == nil {
 			time.Sleep(time.Second)
@@ -383,6 +384,14 @@ func (d *drill) waitHealthy(ctx context.Context, undoAt time.Time) error {
 				slices.Sort(stale)
 				err = fmt.Errorf("Healthy, but the kubelet Lease of %s is not renewed since the undo yet", strings.Join(stale, ", "))
 			}
+		}
+		if err == nil && rep.Verdict == inspect.Healthy && !healthyOnce {
+			// Once more: a restarted static pod can still turn not Ready
+			// right after its first Ready.
+			healthyOnce = true
+			err = errors.New("Healthy once; checking again")
+		} else if err != nil || rep.Verdict != inspect.Healthy {
+			healthyOnce = false
 		}
 		if err == nil && rep.Verdict == inspect.Healthy {
 			d.rep.Verdict = rep.Verdict

@@ -170,6 +170,9 @@ func TestFailover(t *testing.T) {
 				n = repeat()
 			}
 			for i := range n {
+				if i > 0 {
+					waitHealthy(t) // the API server or kubelet of the last run may still settle
+				}
 				o := drill.Options{Fault: tc.fault, Hold: 8 * time.Second}
 				if tc.custom != nil {
 					o.Custom = tc.custom()
