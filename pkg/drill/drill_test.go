@@ -284,6 +284,8 @@ func TestRefusedWhenDegraded(t *testing.T) {
 
 // Bad targets and faults are refused before anything changes.
 func TestBadOptions(t *testing.T) {
+	cluster(t)
+	waitHealthy(t) // the target checks come after the Healthy one
 	if _, err := runDrill(t, drill.Options{Fault: "unplug"}); err == nil || !strings.Contains(err.Error(), "not a fault") {
 		t.Errorf("bad fault: %v", err)
 	}
