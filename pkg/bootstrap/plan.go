@@ -125,7 +125,7 @@ func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f 
 		struct{ phase, path, data string }{"kube-binaries", kubeletUnit, kubeletService},
 		struct{ phase, path, data string }{"kube-binaries", kubeletDropIn, kubeadmDropIn})
 	if r.c.Spec.ControlPlaneEndpoint.VIP != "" && h.HasRole(inventory.RoleControlPlane) {
-		kconf, err := r.keepalivedConfig(h, f, r.c.ControlPlanes(), vrrpPass)
+		kconf, err := r.keepalivedConfig(h, f, r.c.ControlPlanes()) // VRRPv3 takes no password (maskSecrets still hides an older file's auth_pass in its diff)
 		if err != nil {
 			return p, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/addons"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/bootstrap"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/bundle"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/drill"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/explain"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
@@ -50,6 +51,7 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 	root.AddCommand(preflight.NewCmd(f))
 	root.AddCommand(bootstrap.NewCmd(f))
 	root.AddCommand(bundle.NewCmd(f))
+	root.AddCommand(drill.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each
 	return root
 }

@@ -89,7 +89,7 @@ on a command line.`,
 		},
 	}
 	o.Flags.Add(cmd)
-	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the VRRP password; default ~/.local/state/hacluster/<name>)")
+	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "Where the cluster's generated files go (admin.conf, the journal; default ~/.local/state/hacluster/<name>)")
 	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "Download cache (default ~/.cache/hacluster/artifacts)")
 	cmd.Flags().StringVar(&o.Until, "until", "", "Stop after this phase")
 	cmd.Flags().StringVar(&o.Bundle, "bundle", "", "Install offline from this bundle (kubectl hacluster bundle build; else spec.artifacts.bundle): verified, uploaded once per host, images imported; no host reaches a release site or registry")

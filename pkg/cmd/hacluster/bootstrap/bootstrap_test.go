@@ -126,7 +126,7 @@ func TestDryRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	for _, want := range []string{"HOST", "kubeadm init --upload-certs", "install kubelet", "write /etc/containerd/config.toml",
-		"# cp-1: /etc/keepalived/keepalived.conf", "auth_pass <masked>", "+SystemdCgroup = true", "Dry run: nothing was changed"} {
+		"# cp-1: /etc/keepalived/keepalived.conf", "+    vrrp_version 3", "+SystemdCgroup = true", "Dry run: nothing was changed"} {
 		if !strings.Contains(strings.ReplaceAll(out, "      ", ""), want) {
 			t.Errorf("no %q in the dry run:\n%s", want, out)
 		}
