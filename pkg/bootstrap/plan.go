@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,19 +41,15 @@ type FileDiff struct {
 // plan is the dry run's last phase: per host, read-only, the files each
 // phase would write (rendered by the same functions the phases use) as
 // diffs against the host's, and the other changes it would make, judged
-// from the facts and the same state checks the phases make. Secrets (the
-// VRRP password) are masked in the diffs.
+// from the facts and the same state checks the phases make. An older
+// keepalived.conf's VRRP password is masked in its diff.
 func (r *run) plan(ctx context.Context) error {
 	hosts := r.c.Spec.Hosts
 	plans := make([]HostPlan, len(hosts))
 	errs := make([]error, len(hosts))
-	pass := "<generated on the first run>"
-	if b, err := os.ReadFile(filepath.Join(r.stateDir(), "keepalived-auth")); err == nil {
-		pass = strings.TrimSpace(string(b))
-	}
 	var wg sync.WaitGroup
 	for i, h := range hosts {
-		wg.Go(func() { plans[i], errs[i] = r.planHost(ctx, h, r.fleet.Conns[h.Name], r.facts[h.Name], pass) })
+		wg.Go(func() { plans[i], errs[i] = r.planHost(ctx, h, r.fleet.Conns[h.Name], r.facts[h.Name]) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -66,7 +61,7 @@ func (r *run) plan(ctx context.Context) error {
 	return nil
 }
 
-func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts, vrrpPass string) (HostPlan, error) {
+func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (HostPlan, error) {
 	p := HostPlan{Host: h.Name}
 	act := func(phase, format string, args ...any) {
 		p.Actions = append(p.Actions, Action{Phase: phase, What: fmt.Sprintf(format, args...)})
