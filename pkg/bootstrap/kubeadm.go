@@ -81,6 +81,9 @@ func (r *run) initFirst(ctx context.Context) error {
 	if err := r.kubeadm(ctx, c, initConfigFile, cfg, cmd); err != nil {
 		return fmt.Errorf("%s: %w", h.Name, err)
 	}
+	if err := r.writeStamp(ctx, c, initDone, "kubeadm init"); err != nil {
+		return err
+	}
 	r.certificateKey = key
 	r.record(PhaseResult{Phase: "init", Host: h.Name, Changed: true, Detail: detail, Duration: time.Since(t0)})
 	r.o.Logf("  %-12s changed   %s (%s)", h.Name, detail, time.Since(t0).Round(time.Millisecond))
@@ -99,7 +102,14 @@ const (
 // initState: done once init's last phases are visible in the cluster (the
 // cluster-info ConfigMap its bootstrap-token phase writes, and CoreDNS from
 // its addon phase); partial when it left files but not those.
+//
+// A kubeadm that bootstrap saw finish leaves a stamp (initDone): then the
+// host is done whatever the API says now, so a re-run never runs init again
+// on a working control plane whose API is slow or down at that moment.
 func (r *run) initState(ctx context.Context, c *remote.Conn) progress {
+	if r.stamp(ctx, c, initDone) != "" {
+		return done
+	}
 	out, _ := c.Output(ctx, "ls /etc/kubernetes/manifests 2>/dev/null | grep -c . ; test -e "+adminConf+" && echo admin", true)
 	if !strings.Contains(out, "admin") && strings.HasPrefix(strings.TrimSpace(out), "0") {
 		return absent
@@ -107,13 +117,26 @@ func (r *run) initState(ctx context.Context, c *remote.Conn) progress {
 	if _, err := c.Output(ctx, "kubectl --kubeconfig "+adminConf+" --request-timeout=10s -n kube-public get configmap cluster-info -o name && kubectl --kubeconfig "+adminConf+" --request-timeout=10s -n kube-system get deployment coredns -o name", true); err != nil {
 		return partial
 	}
+	// Finished by a kubeadm that an interrupted run started.
+	if !r.o.DryRun {
+		_ = r.writeStamp(ctx, c, initDone, "kubeadm init")
+	}
 	return done
 }
+
+// Stamps of a kubeadm init or join that finished.
+const (
+	initDone = stampDir + "/kubeadm-init.done"
+	joinDone = stampDir + "/kubeadm-join.done"
+)
 
 // joinState: a worker is done once its kubelet has its own kubeconfig; a
 // control plane once its etcd and API server manifests are written and its
 // Node carries the control-plane label (the last thing join changes).
 func (r *run) joinState(ctx context.Context, h inventory.Host, c *remote.Conn, controlPlane bool) progress {
+	if r.stamp(ctx, c, joinDone) != "" {
+		return done
+	}
 	out, _ := c.Output(ctx, "for f in "+kubeletConf+" /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/pki/ca.crt; do test -e $f && echo $f; done; true", true)
 	have := strings.Fields(out)
 	switch {
@@ -127,6 +150,9 @@ func (r *run) joinState(ctx context.Context, h inventory.Host, c *remote.Conn, c
 	labelled, err := r.kubectlOnFirst(ctx, "get nodes -l node-role.kubernetes.io/control-plane --field-selector metadata.name="+remote.Quote(h.Name)+" -o name", nil)
 	if err != nil || strings.TrimSpace(labelled) == "" {
 		return partial
+	}
+	if !r.o.DryRun {
+		_ = r.writeStamp(ctx, c, joinDone, "kubeadm join --control-plane")
 	}
 	return done
 }
@@ -274,7 +300,7 @@ func (r *run) joinIfNeeded(ctx context.Context, h inventory.Host, controlPlane b
 	if err := r.kubeadm(ctx, c, joinConfigFile, cfg, cmd); err != nil {
 		return true, "", fmt.Errorf("%s: %w", h.Name, err)
 	}
-	return true, detail, nil
+	return true, detail, r.writeStamp(ctx, c, joinDone, detail)
 }
 
 // joinCreds are what a join needs from the first control plane.
