@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func (r *run) fromBundle(ctx context.Context, file string, store *artifacts.Stor
 		return fmt.Errorf("%s holds the CNI %q, the cluster file asks for %q", file, m.CNI, r.c.Spec.Network.CNI)
 	}
 	for name, f := range r.facts {
-		if arch := archOf(f); !strings.Contains(","+strings.Join(m.Arches, ",")+",", ","+arch+",") {
+		if arch := archOf(f); !slices.Contains(m.Arches, arch) {
 			return fmt.Errorf("%s holds %s, not %s for %s", file, strings.Join(m.Arches, ", "), arch, name)
 		}
 	}

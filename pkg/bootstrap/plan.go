@@ -2,6 +2,8 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"regexp"
@@ -67,6 +69,15 @@ func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f 
 		p.Actions = append(p.Actions, Action{Phase: phase, What: fmt.Sprintf(format, args...)})
 	}
 	file := func(phase, path, data string) error {
+		// The snapshot already has the host's sha256: only a file that
+		// differs is read, for its diff.
+		sum := sha256.Sum256([]byte(data))
+		if have, err := r.remoteSHA256(ctx, c, path); err != nil {
+			return err
+		} else if have == hex.EncodeToString(sum[:]) {
+			p.Files = append(p.Files, FileDiff{Phase: phase, Path: path})
+			return nil
+		}
 		have, err := c.ReadFile(ctx, path, true)
 		if err != nil && !os.IsNotExist(err) {
 			return err

@@ -59,9 +59,9 @@ func checkPorts(ctx context.Context, c *inventory.Cluster, hosts []Host, probe P
 	if c.Spec.ControlPlaneEndpoint.VIP != "" {
 		lb = c.Spec.ControlPlaneEndpoint.Port
 	}
-	byAddr := map[string]inventory.Host{}
+	byAddr, addrOf := map[string]inventory.Host{}, map[string]string{}
 	for _, h := range hosts {
-		byAddr[h.InternalAddress] = h.Host
+		byAddr[h.InternalAddress], addrOf[h.Name] = h.Host, h.InternalAddress
 	}
 	type edge struct {
 		to   inventory.Host
@@ -94,6 +94,7 @@ func checkPorts(ctx context.Context, c *inventory.Cluster, hosts []Host, probe P
 	}
 	out := onHosts(sources, func(from string) []Finding {
 		edges := plan[from]
+		fromAddr := addrOf[from]
 		users := map[string]string{}
 		var targets [][2]string
 		for _, e := range edges {
@@ -117,12 +118,6 @@ func checkPorts(ctx context.Context, c *inventory.Cluster, hosts []Host, probe P
 				how := "the packets are dropped (no answer in 2 s)"
 				if f[2] == "unreachable" {
 					how = "the connection is rejected"
-				}
-				fromAddr := ""
-				for _, h := range hosts {
-					if h.Name == from {
-						fromAddr = h.InternalAddress
-					}
 				}
 				fs = append(fs, Finding{Host: from, Check: "PortReachability", Severity: Error,
 					Message: fmt.Sprintf("cannot reach %s (%s) on %s/tcp (%s): %s", to.Name, f[0], f[1], users[f[0]+" "+f[1]], how),
