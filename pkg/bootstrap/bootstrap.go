@@ -40,6 +40,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
 	"github.com/hacluster/hacluster/pkg/artifacts"
 	"github.com/hacluster/hacluster/pkg/facts"
 	"github.com/hacluster/hacluster/pkg/fleet"
@@ -137,6 +140,30 @@ type run struct {
 	credsMu        sync.Mutex
 	creds          joinCreds
 	certificateKey string // from init, while its upload is fresh
+
+	// first is the control plane that cluster-wide commands run on (the
+	// first of the file; for join and remove the first one that is
+	// reachable and already in the cluster).
+	first string
+	// scope, when set, limits the per-host phases to these hosts (join).
+	scope      map[string]bool
+	kubeMu     sync.Mutex
+	kubeClient kubernetes.Interface
+	restConfig *rest.Config
+}
+
+// hosts are the hosts the per-host phases act on.
+func (r *run) hosts() []inventory.Host {
+	if r.scope == nil {
+		return r.c.Spec.Hosts
+	}
+	var hs []inventory.Host
+	for _, h := range r.c.Spec.Hosts {
+		if r.scope[h.Name] {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 func (r *run) stateDir() string {
@@ -158,7 +185,7 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		cc.Spec.Artifacts.Bundle = o.Bundle
 		c = &cc
 	}
-	r := &run{c: c, o: o}
+	r := &run{c: c, o: o, first: c.ControlPlanes()[0].Name}
 	if r.o.Logf == nil {
 		r.o.Logf = func(string, ...any) {}
 	}
@@ -245,7 +272,7 @@ type hostStep func(ctx context.Context, h inventory.Host, c *remote.Conn, f *fac
 // onEveryHost runs fn on all hosts in parallel and records each outcome.
 func (r *run) onEveryHost(phase string, fn hostStep) func(context.Context) error {
 	return func(ctx context.Context) error {
-		hosts := r.c.Spec.Hosts
+		hosts := r.hosts()
 		errs := make([]error, len(hosts))
 		var wg sync.WaitGroup
 		for i, h := range hosts {

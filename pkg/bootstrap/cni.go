@@ -16,7 +16,7 @@ import (
 // kubectlOnFirst runs kubectl as root on the first control plane with its
 // admin.conf; stdin, when set, is given to it.
 func (r *run) kubectlOnFirst(ctx context.Context, args string, stdin []byte) (string, error) {
-	c := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
+	c := r.fleet.Conns[r.first]
 	cmd := remote.Cmd{Script: "kubectl --kubeconfig " + adminConf + " " + args, Sudo: true}
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
@@ -68,7 +68,7 @@ func (r *run) cni(ctx context.Context) error {
 	manifest = bytes.Replace(manifest, []byte(flannelCNIVersion), []byte(cniVersion), 1)
 	sum := sha256.Sum256(manifest)
 	want := hex.EncodeToString(sum[:])
-	first := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
+	first := r.fleet.Conns[r.first]
 	stamp := stampDir + "/cni-flannel.sha256"
 	have := r.stamp(ctx, first, stamp)
 	ds, _ := r.kubectlOnFirst(ctx, "-n kube-flannel get daemonset kube-flannel-ds -o name --ignore-not-found", nil)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -17,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hacluster/hacluster/pkg/facts"
@@ -38,7 +40,7 @@ const (
 	kubeadmAPI       = "kubeadm.k8s.io/v1beta4"
 	criSocket        = "unix:///run/containerd/containerd.sock"
 	kubeadmLogFile   = "/var/log/hacluster-kubeadm.log"
-	tokenTTL         = "1h"
+	tokenTTL         = time.Hour
 	tokenDescription = "kubectl hacluster bootstrap"
 	certKeyBytes     = 32
 	joinWaitTimeout  = 15 * time.Minute
@@ -221,25 +223,12 @@ func (r *run) joinWorkers(ctx context.Context) error {
 // bootstrap made (this run's, and any an interrupted run left) have no use
 // left.
 func (r *run) deleteRunTokens(ctx context.Context) {
-	ids, err := r.kubectlOnFirst(ctx, `-n kube-system get secrets --field-selector type=bootstrap.kubernetes.io/token -o jsonpath='{range .items[*]}{.data.token-id}={.data.description}{"\n"}{end}'`, nil)
+	cs, _, err := r.kube(ctx)
+	if err == nil {
+		_, err = deleteTokens(ctx, cs, tokenDescription)
+	}
 	if err != nil {
-		r.o.Logf("  warning: could not list bootstrap tokens (they expire in %s): %v", tokenTTL, err)
-		return
-	}
-	var ours []string
-	for _, l := range strings.Fields(ids) {
-		id, desc, _ := strings.Cut(l, "=")
-		idb, err1 := base64.StdEncoding.DecodeString(id)
-		db, err2 := base64.StdEncoding.DecodeString(desc)
-		if err1 == nil && err2 == nil && string(db) == tokenDescription {
-			ours = append(ours, string(idb))
-		}
-	}
-	if len(ours) == 0 {
-		return
-	}
-	if _, err := r.fleet.Conns[r.c.ControlPlanes()[0].Name].Output(ctx, "kubeadm token delete "+strings.Join(ours, " ")+" --kubeconfig "+adminConf+" >/dev/null", true); err != nil {
-		r.o.Logf("  warning: could not delete bootstrap tokens %s (they expire in %s): %v", strings.Join(ours, ", "), tokenTTL, err)
+		r.o.Logf("  warning: could not delete the bootstrap tokens (they expire in %s): %v", tokenTTL, err)
 	}
 }
 
@@ -303,54 +292,90 @@ func (r *run) joinIfNeeded(ctx context.Context, h inventory.Host, controlPlane b
 	return true, detail, r.writeStamp(ctx, c, joinDone, detail)
 }
 
-// joinCreds are what a join needs from the first control plane.
+// joinCreds are what a join needs from the cluster.
 type joinCreds struct {
 	token, caHash, certKey string
+	tokenExpires           time.Time
 }
 
-// joinCredentials makes a short-lived bootstrap token on the first control
-// plane (it comes back on the command's stdout, not through an argv), the CA
-// hash from the CA certificate, and for a control plane a certificate key
-// with the certificates uploaded again (the 2-hour window of
-// `--upload-certs` never bites).
+// joinCredentials makes a short-lived bootstrap token through the API (the
+// CA hash comes with it, from cluster-info), and for a control plane a
+// certificate key with the certificates uploaded again on a control plane
+// that runs (the 2-hour window of `--upload-certs` never bites; the key of an
+// upload that bootstrap did not make is unknown, so a new run always uploads).
 func (r *run) joinCredentials(ctx context.Context, controlPlane bool) (joinCreds, error) {
 	r.credsMu.Lock()
 	defer r.credsMu.Unlock()
-	first := r.fleet.Conns[r.c.ControlPlanes()[0].Name]
 	if r.creds.token == "" {
-		out, err := first.Output(ctx, "kubeadm token create --ttl "+tokenTTL+" --description '"+tokenDescription+"' --kubeconfig "+adminConf, true)
-		if err != nil {
-			return joinCreds{}, fmt.Errorf("bootstrap token: %w", err)
-		}
-		r.creds.token = strings.TrimSpace(out)
-		ca, err := first.ReadFile(ctx, "/etc/kubernetes/pki/ca.crt", true)
+		cs, _, err := r.kube(ctx)
 		if err != nil {
 			return joinCreds{}, err
 		}
-		if r.creds.caHash, err = caCertHash(ca); err != nil {
+		t, err := createToken(ctx, cs, tokenTTL, tokenDescription, time.Minute)
+		if err != nil {
 			return joinCreds{}, err
 		}
+		r.creds.token, r.creds.caHash, r.creds.tokenExpires = t.Value, t.CAHash, t.Expires
 	}
 	if controlPlane && r.creds.certKey == "" {
 		key := r.certificateKey
 		if key == "" {
 			var err error
-			if key, err = randomHex(certKeyBytes); err != nil {
+			if key, err = r.uploadCerts(ctx); err != nil {
 				return joinCreds{}, err
-			}
-			// The key goes in a config file (0600), not on the command line.
-			cfg := fmt.Sprintf("apiVersion: %s\nkind: InitConfiguration\ncertificateKey: %s\n", kubeadmAPI, key)
-			if err := first.WriteFile(ctx, initConfigFile, strings.NewReader(cfg), 0o600, true); err != nil {
-				return joinCreds{}, err
-			}
-			_, err = first.Output(ctx, "kubeadm init phase upload-certs --upload-certs --config "+initConfigFile+" --kubeconfig "+adminConf+" >/dev/null; rc=$?; rm -f "+initConfigFile+"; exit $rc", true)
-			if err != nil {
-				return joinCreds{}, fmt.Errorf("upload-certs: %w", err)
 			}
 		}
 		r.creds.certKey = key
 	}
 	return r.creds, nil
+}
+
+// uploadCerts: `kubeadm init phase upload-certs` on the first control plane
+// with a new certificate key, which goes in a config file (0600), not on the
+// command line. The kubeadm-certs Secret it writes lives 2 hours.
+func (r *run) uploadCerts(ctx context.Context) (string, error) {
+	key, err := randomHex(certKeyBytes)
+	if err != nil {
+		return "", err
+	}
+	first := r.fleet.Conns[r.first]
+	cfg := fmt.Sprintf("apiVersion: %s\nkind: InitConfiguration\ncertificateKey: %s\n", kubeadmAPI, key)
+	if err := first.WriteFile(ctx, initConfigFile, strings.NewReader(cfg), 0o600, true); err != nil {
+		return "", err
+	}
+	_, err = first.Output(ctx, "kubeadm init phase upload-certs --upload-certs --config "+initConfigFile+" --kubeconfig "+adminConf+" >/dev/null; rc=$?; rm -f "+initConfigFile+"; exit $rc", true)
+	if err != nil {
+		return "", fmt.Errorf("upload-certs on %s: %w", r.first, err)
+	}
+	return key, nil
+}
+
+// kube is a client of the cluster with the admin kubeconfig of the first
+// control plane (it names the endpoint), read once over SSH.
+func (r *run) kube(ctx context.Context) (kubernetes.Interface, *rest.Config, error) {
+	r.kubeMu.Lock()
+	defer r.kubeMu.Unlock()
+	if r.kubeClient != nil {
+		return r.kubeClient, r.restConfig, nil
+	}
+	b := r.adminConf
+	if b == nil {
+		var err error
+		if b, err = r.fleet.Conns[r.first].ReadFile(ctx, adminConf, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s on %s: %w", adminConf, r.first, err)
+	}
+	cfg.Timeout = 30 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.kubeClient, r.restConfig = cs, cfg
+	return cs, cfg, nil
 }
 
 // caCertHash is kubeadm's discovery hash: sha256 of the CA's public key info.
@@ -549,7 +574,7 @@ func yamlDocs(docs ...map[string]any) (string, error) {
 // backup, atomic write).
 func (r *run) kubeconfig(ctx context.Context) error {
 	t0 := time.Now()
-	b, err := r.fleet.Conns[r.c.ControlPlanes()[0].Name].ReadFile(ctx, adminConf, true)
+	b, err := r.fleet.Conns[r.first].ReadFile(ctx, adminConf, true)
 	if err != nil {
 		return err
 	}
