@@ -41,7 +41,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/hacluster/hacluster/pkg/artifacts"
 	"github.com/hacluster/hacluster/pkg/facts"
@@ -144,26 +143,9 @@ type run struct {
 	// first is the control plane that cluster-wide commands run on (the
 	// first of the file; for join and remove the first one that is
 	// reachable and already in the cluster).
-	first string
-	// scope, when set, limits the per-host phases to these hosts (join).
-	scope      map[string]bool
+	first      string
 	kubeMu     sync.Mutex
 	kubeClient kubernetes.Interface
-	restConfig *rest.Config
-}
-
-// hosts are the hosts the per-host phases act on.
-func (r *run) hosts() []inventory.Host {
-	if r.scope == nil {
-		return r.c.Spec.Hosts
-	}
-	var hs []inventory.Host
-	for _, h := range r.c.Spec.Hosts {
-		if r.scope[h.Name] {
-			hs = append(hs, h)
-		}
-	}
-	return hs
 }
 
 func (r *run) stateDir() string {
@@ -272,7 +254,7 @@ type hostStep func(ctx context.Context, h inventory.Host, c *remote.Conn, f *fac
 // onEveryHost runs fn on all hosts in parallel and records each outcome.
 func (r *run) onEveryHost(phase string, fn hostStep) func(context.Context) error {
 	return func(ctx context.Context) error {
-		hosts := r.hosts()
+		hosts := r.c.Spec.Hosts
 		errs := make([]error, len(hosts))
 		var wg sync.WaitGroup
 		for i, h := range hosts {

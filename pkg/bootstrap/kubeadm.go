@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
@@ -223,7 +222,7 @@ func (r *run) joinWorkers(ctx context.Context) error {
 // bootstrap made (this run's, and any an interrupted run left) have no use
 // left.
 func (r *run) deleteRunTokens(ctx context.Context) {
-	cs, _, err := r.kube(ctx)
+	cs, err := r.kube(ctx)
 	if err == nil {
 		_, err = deleteTokens(ctx, cs, tokenDescription)
 	}
@@ -295,7 +294,6 @@ func (r *run) joinIfNeeded(ctx context.Context, h inventory.Host, controlPlane b
 // joinCreds are what a join needs from the cluster.
 type joinCreds struct {
 	token, caHash, certKey string
-	tokenExpires           time.Time
 }
 
 // joinCredentials makes a short-lived bootstrap token through the API (the
@@ -307,7 +305,7 @@ func (r *run) joinCredentials(ctx context.Context, controlPlane bool) (joinCreds
 	r.credsMu.Lock()
 	defer r.credsMu.Unlock()
 	if r.creds.token == "" {
-		cs, _, err := r.kube(ctx)
+		cs, err := r.kube(ctx)
 		if err != nil {
 			return joinCreds{}, err
 		}
@@ -315,7 +313,7 @@ func (r *run) joinCredentials(ctx context.Context, controlPlane bool) (joinCreds
 		if err != nil {
 			return joinCreds{}, err
 		}
-		r.creds.token, r.creds.caHash, r.creds.tokenExpires = t.Value, t.CAHash, t.Expires
+		r.creds.token, r.creds.caHash = t.Value, t.CAHash
 	}
 	if controlPlane && r.creds.certKey == "" {
 		key := r.certificateKey
@@ -352,30 +350,30 @@ func (r *run) uploadCerts(ctx context.Context) (string, error) {
 
 // kube is a client of the cluster with the admin kubeconfig of the first
 // control plane (it names the endpoint), read once over SSH.
-func (r *run) kube(ctx context.Context) (kubernetes.Interface, *rest.Config, error) {
+func (r *run) kube(ctx context.Context) (kubernetes.Interface, error) {
 	r.kubeMu.Lock()
 	defer r.kubeMu.Unlock()
 	if r.kubeClient != nil {
-		return r.kubeClient, r.restConfig, nil
+		return r.kubeClient, nil
 	}
 	b := r.adminConf
 	if b == nil {
 		var err error
 		if b, err = r.fleet.Conns[r.first].ReadFile(ctx, adminConf, true); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s on %s: %w", adminConf, r.first, err)
+		return nil, fmt.Errorf("%s on %s: %w", adminConf, r.first, err)
 	}
 	cfg.Timeout = 30 * time.Second
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	r.kubeClient, r.restConfig = cs, cfg
-	return cs, cfg, nil
+	r.kubeClient = cs
+	return cs, nil
 }
 
 // caCertHash is kubeadm's discovery hash: sha256 of the CA's public key info.
