@@ -83,6 +83,11 @@ type Options struct {
 	Hold time.Duration
 	// RecoverTimeout bounds the wait for Healthy after the undo (default 5m).
 	RecoverTimeout time.Duration
+	// Settle is how long a cluster that is not Healthy at the start is given
+	// to become Healthy before the drill is refused (default 30 s; negative:
+	// refuse at once). A static pod restarted a moment ago can still turn not
+	// Ready once, and a drill should not be refused for that.
+	Settle time.Duration
 	// RESTConfig is an admin client configuration for the cluster; its
 	// server is replaced by the cluster file's endpoint.
 	RESTConfig *rest.Config
@@ -143,6 +148,9 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Report, error) 
 	if o.RecoverTimeout <= 0 {
 		o.RecoverTimeout = 5 * time.Minute
 	}
+	if o.Settle == 0 {
+		o.Settle = 30 * time.Second
+	}
 	if o.Target == "" {
 		o.Target = TargetVIPHolder
 	}
@@ -186,12 +194,9 @@ func (d *drill) prepare(ctx context.Context) error {
 		Fault: f.name, ProbeIntervalMillis: d.o.ProbeInterval.Milliseconds(), RequestTimeoutMillis: d.o.RequestTimeout.Milliseconds()}
 
 	d.o.Logf("checking that the cluster is Healthy (inspect components through %s)", c.Endpoint())
-	rep, err := inspect.Inspect(ctx, d.src, inspect.AnalyzeOptions{})
+	rep, err := d.healthyAtStart(ctx)
 	if err != nil {
-		return &RefusedError{err.Error()}
-	}
-	if rep.Verdict != inspect.Healthy {
-		return &RefusedError{fmt.Sprintf("the cluster is %s, not Healthy: %s (see kubectl hacluster inspect components)", rep.Verdict, strings.Join(rep.Reasons, "; "))}
+		return err
 	}
 	holders, err := d.vipHolders(ctx)
 	if err != nil {
@@ -351,6 +356,33 @@ func (d *drill) nodeLeases(ctx context.Context) (map[string]time.Time, error) {
 		}
 	}
 	return m, nil
+}
+
+// healthyAtStart: Healthy now, or within Settle, or a RefusedError with the
+// last verdict's reasons.
+func (d *drill) healthyAtStart(ctx context.Context) (*inspect.Report, error) {
+	deadline := time.Now().Add(d.o.Settle)
+	for said := false; ; {
+		rep, err := inspect.Inspect(ctx, d.src, inspect.AnalyzeOptions{})
+		if err == nil && rep.Verdict == inspect.Healthy {
+			return rep, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return nil, &RefusedError{err.Error()}
+			}
+			return nil, &RefusedError{fmt.Sprintf("the cluster is %s, not Healthy: %s (see kubectl hacluster inspect components)", rep.Verdict, strings.Join(rep.Reasons, "; "))}
+		}
+		if !said {
+			said = true
+			d.o.Logf("  not Healthy yet, waiting up to %s for it to settle", d.o.Settle)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // waitHealthy polls inspect until Healthy, and until every kubelet has

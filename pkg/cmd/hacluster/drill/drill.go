@@ -36,6 +36,7 @@ type Options struct {
 	RequestTimeout    time.Duration
 	Hold              time.Duration
 	RecoverTimeout    time.Duration
+	Settle            time.Duration
 	StateDir          string
 	Kubeconfig        *string
 
@@ -113,6 +114,7 @@ endpoint. Exit status: 0 when the drill ran and the cluster is Healthy again,
 	fl.DurationVar(&o.RequestTimeout, "request-timeout", time.Second, "Timeout of each probe request")
 	fl.DurationVar(&o.Hold, "hold", 10*time.Second, "Least time the fault stays on (longer until the reads answer for 3 s)")
 	fl.DurationVar(&o.RecoverTimeout, "recover-timeout", 5*time.Minute, "How long to wait for Healthy (and for a rebooted host) after the undo")
+	fl.DurationVar(&o.Settle, "settle", 30*time.Second, "How long a cluster that is not Healthy at the start may take to settle before the drill is refused (0: refuse at once)")
 	fl.StringVar(&o.StateDir, "state-dir", "", "Where bootstrap wrote admin.conf (default ~/.local/state/hacluster/<name>)")
 	_ = cmd.RegisterFlagCompletionFunc("fault", cobra.FixedCompletions(core.Faults, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
@@ -165,8 +167,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--probe-interval %s: at least 10ms", o.ProbeInterval)
 	case o.RequestTimeout < 50*time.Millisecond:
 		return fmt.Errorf("--request-timeout %s: at least 50ms", o.RequestTimeout)
-	case o.Hold <= 0 || o.RecoverTimeout <= 0:
-		return fmt.Errorf("--hold and --recover-timeout must be positive")
+	case o.Hold <= 0 || o.RecoverTimeout <= 0 || o.Settle < 0:
+		return fmt.Errorf("--hold and --recover-timeout must be positive, --settle not negative")
 	case o.cluster.Spec.ControlPlaneEndpoint.VIP == "":
 		return fmt.Errorf("%s has no controlPlaneEndpoint.vip: drill failover moves the VIP bootstrap's keepalived holds", o.File)
 	}
@@ -192,7 +194,7 @@ func (o *Options) Run(ctx context.Context) error {
 	defer fl.Close()
 	rep, err := core.Run(ctx, o.cluster, core.Options{
 		Fault: o.Fault, Target: o.Target, ProbeInterval: o.ProbeInterval, RequestTimeout: o.RequestTimeout,
-		Hold: o.Hold, RecoverTimeout: o.RecoverTimeout, RESTConfig: o.config, Fleet: fl,
+		Hold: o.Hold, RecoverTimeout: o.RecoverTimeout, Settle: settle(o.Settle), RESTConfig: o.config, Fleet: fl,
 		AcceptNewHostKeys: o.AcceptNewHostKeys, Logf: logf,
 	})
 	if rep != nil {
@@ -260,4 +262,12 @@ func Render(w io.Writer, r *core.Report) error {
 	}
 	fmt.Fprintf(w, "\nTimes are since the fault; reads every %s, each timing out after %s.\n", ms(r.ProbeIntervalMillis), ms(r.RequestTimeoutMillis))
 	return nil
+}
+
+// settle maps the flag's 0 (refuse at once) to drill.Options' negative.
+func settle(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
