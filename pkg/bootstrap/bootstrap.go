@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/hacluster/hacluster/pkg/artifacts"
 	"github.com/hacluster/hacluster/pkg/facts"
@@ -106,6 +107,8 @@ type Result struct {
 	Plan []HostPlan `json:"plan,omitempty"`
 	// Journal is the file each phase's outcome was appended to.
 	Journal string `json:"journal,omitempty"`
+	// Warnings are what the run found worth knowing that did not fail it.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Changed reports whether any phase changed a host.
@@ -146,6 +149,11 @@ type run struct {
 	first      string
 	kubeMu     sync.Mutex
 	kubeClient kubernetes.Interface
+	kubeConfig *rest.Config
+	// joining are the hosts Join adds (nil for bootstrap).
+	joining []inventory.Host
+	// etcdMembers is what verify's inspect counted.
+	etcdMembers int
 }
 
 func (r *run) stateDir() string {
@@ -253,8 +261,12 @@ type hostStep func(ctx context.Context, h inventory.Host, c *remote.Conn, f *fac
 
 // onEveryHost runs fn on all hosts in parallel and records each outcome.
 func (r *run) onEveryHost(phase string, fn hostStep) func(context.Context) error {
+	return r.onHosts(phase, r.c.Spec.Hosts, fn)
+}
+
+// onHosts runs fn on hosts in parallel and records each outcome.
+func (r *run) onHosts(phase string, hosts []inventory.Host, fn hostStep) func(context.Context) error {
 	return func(ctx context.Context) error {
-		hosts := r.c.Spec.Hosts
 		errs := make([]error, len(hosts))
 		var wg sync.WaitGroup
 		for i, h := range hosts {

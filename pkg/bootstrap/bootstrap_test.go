@@ -35,7 +35,21 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(cache)
-	return nodebed.Main(m, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"}}}, func(b *nodebed.Bed) { bed = b })
+	return nodebed.Main(m, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"},
+		// Joined by join_test.go: a worker, and a control plane that takes
+		// cp-3's place (its name and hostname) when cp-3 dies.
+		{Name: "worker-2", Spare: true}, {Name: "cp-3b", Hostname: "cp-3", Spare: true}}}, func(b *nodebed.Bed) { bed = b })
+}
+
+// clusterHosts are the bed's hosts the cluster file lists (not the spares).
+func clusterHosts() []*nodebed.Host {
+	var hs []*nodebed.Host
+	for _, h := range bed.Hosts {
+		if !h.Spare {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 // clusterDoc is the bed's cluster file for an SSH user.
@@ -125,7 +139,7 @@ func TestPrepareRuntimeAndBinaries(t *testing.T) {
 		t.Fatal("the first run changed nothing on bare hosts")
 	}
 	ctx := context.Background()
-	for _, h := range bed.Hosts {
+	for _, h := range clusterHosts() {
 		out, err := h.Exec(ctx, "sh", "-c", `set -e
 systemctl is-active containerd
 crictl info >/dev/null && echo cri-ok

@@ -372,7 +372,10 @@ func (r *run) kube(ctx context.Context) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.kubeClient = cs
+	r.kubeClient, r.kubeConfig = cs, cfg
+	if r.adminConf == nil {
+		r.adminConf = b // verify's, in a join (bootstrap's kubeconfig phase sets it)
+	}
 	return cs, nil
 }
 

@@ -33,60 +33,15 @@ func (r *run) loadBalancer(ctx context.Context) error {
 		r.record(PhaseResult{Phase: "load-balancer", Detail: "external load balancer " + r.c.Spec.ControlPlaneEndpoint.LoadBalancer})
 		return nil
 	}
-	cps := r.c.ControlPlanes()
-	onCP := func(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
-		if !h.HasRole(inventory.RoleControlPlane) {
-			return false, "not a control plane", nil
-		}
-		kconf, err := r.keepalivedConfig(h, f, cps)
-		if err != nil {
-			return false, "", err
-		}
-		var did []string
-		for _, file := range []struct {
-			path, data string
-			mode       os.FileMode
-			unit       string
-		}{
-			{haproxyConf, haproxyConfig(r.c, cps), 0o644, "haproxy"},
-			{keepalivedCheck, checkHAProxyScript, 0o755, "keepalived"},
-			{keepalivedConf, kconf, 0o600, "keepalived"},
-		} {
-			changed, err := r.ensureContent(ctx, c, file.path, []byte(file.data), file.mode)
-			if err != nil {
-				return false, "", err
-			}
-			if changed && !slices.Contains(did, file.unit) {
-				did = append(did, file.unit)
-			}
-		}
-		configured := did
-		did = nil
-		for _, unit := range []string{"haproxy", "keepalived"} {
-			active, _ := c.Output(ctx, "systemctl is-active "+unit+" || true", false)
-			switch {
-			case strings.TrimSpace(active) != "active":
-				if _, err := c.Output(ctx, "systemctl enable -q --now "+unit+" && systemctl restart "+unit, true); err != nil {
-					return false, "", err
-				}
-				did = append(did, unit+" configured and started")
-			case slices.Contains(configured, unit):
-				// HAProxy reloads without dropping connections.
-				if _, err := c.Output(ctx, "systemctl reload-or-restart "+unit, true); err != nil {
-					return false, "", err
-				}
-				did = append(did, unit+" configured and reloaded")
-			}
-		}
-		if len(did) == 0 {
-			return false, "HAProxy and keepalived already configured and running", nil
-		}
-		return true, strings.Join(did, ", "), nil
-	}
-	if err := r.onEveryHost("load-balancer", onCP)(ctx); err != nil {
+	if err := r.onEveryHost("load-balancer", r.lbHost)(ctx); err != nil {
 		return err
 	}
-	// The VIP must be up somewhere before kubeadm uses it.
+	return r.waitVIP(ctx)
+}
+
+// waitVIP: the VIP must be up somewhere before kubeadm uses it.
+func (r *run) waitVIP(ctx context.Context) error {
+	cps := r.c.ControlPlanes()
 	vip := r.c.Spec.ControlPlaneEndpoint.VIP
 	for t0 := time.Now(); time.Since(t0) < 30*time.Second; time.Sleep(300 * time.Millisecond) {
 		for _, h := range cps {
@@ -98,6 +53,59 @@ func (r *run) loadBalancer(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("no control plane took the VIP %s within 30 s (see `journalctl -u keepalived` on them)", vip)
+}
+
+// lbHost writes and (re)starts HAProxy and keepalived on one control plane
+// for the control planes of the file; workers are left alone.
+func (r *run) lbHost(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
+	cps := r.c.ControlPlanes()
+	if !h.HasRole(inventory.RoleControlPlane) {
+		return false, "not a control plane", nil
+	}
+	kconf, err := r.keepalivedConfig(h, f, cps)
+	if err != nil {
+		return false, "", err
+	}
+	var did []string
+	for _, file := range []struct {
+		path, data string
+		mode       os.FileMode
+		unit       string
+	}{
+		{haproxyConf, haproxyConfig(r.c, cps), 0o644, "haproxy"},
+		{keepalivedCheck, checkHAProxyScript, 0o755, "keepalived"},
+		{keepalivedConf, kconf, 0o600, "keepalived"},
+	} {
+		changed, err := r.ensureContent(ctx, c, file.path, []byte(file.data), file.mode)
+		if err != nil {
+			return false, "", err
+		}
+		if changed && !slices.Contains(did, file.unit) {
+			did = append(did, file.unit)
+		}
+	}
+	configured := did
+	did = nil
+	for _, unit := range []string{"haproxy", "keepalived"} {
+		active, _ := c.Output(ctx, "systemctl is-active "+unit+" || true", false)
+		switch {
+		case strings.TrimSpace(active) != "active":
+			if _, err := c.Output(ctx, "systemctl enable -q --now "+unit+" && systemctl restart "+unit, true); err != nil {
+				return false, "", err
+			}
+			did = append(did, unit+" configured and started")
+		case slices.Contains(configured, unit):
+			// HAProxy reloads without dropping connections.
+			if _, err := c.Output(ctx, "systemctl reload-or-restart "+unit, true); err != nil {
+				return false, "", err
+			}
+			did = append(did, unit+" configured and reloaded")
+		}
+	}
+	if len(did) == 0 {
+		return false, "HAProxy and keepalived already configured and running", nil
+	}
+	return true, strings.Join(did, ", "), nil
 }
 
 // haproxyConfig balances TCP to every API server. The settings, tuned with

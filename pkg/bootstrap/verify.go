@@ -37,6 +37,7 @@ func (r *run) verify(ctx context.Context) error {
 		if err == nil {
 			r.res.Verdict, r.res.Reasons = rep.Verdict, rep.Reasons
 			if rep.Verdict == inspect.Healthy {
+				r.etcdMembers = rep.Etcd.Members
 				r.record(PhaseResult{Phase: "verify", Detail: fmt.Sprintf("inspect: Healthy (%d nodes, %d etcd members)", len(rep.Nodes), rep.Etcd.Members), Duration: time.Since(t0)})
 				return nil
 			}

@@ -29,13 +29,19 @@ func (b *Bed) writeResolvConf(ctx context.Context) error {
 const TestRegistry = "hacluster.test"
 
 // ClusterFile is a cluster file (kubectl hacluster's cluster.yaml) for the
-// bed: the first three hosts (all but one when there are fewer than four)
-// are control planes behind the bed's VIP, the others workers; SSH as user
-// with the bed's key and known_hosts; and, with the upstream in a box, its
-// versions, download mirrors and registry mirrors, so that nothing comes
-// from the internet.
+// bed's hosts but the spare ones: the first three (all but one when there are
+// fewer than four) are control planes behind the bed's VIP, the others
+// workers; SSH as user with the bed's key and known_hosts; and, with the
+// upstream in a box, its versions, download mirrors and registry mirrors, so
+// that nothing comes from the internet.
 func (b *Bed) ClusterFile(name, user string) string {
-	cps := min(3, max(1, len(b.Hosts)-1))
+	var hosts []*Host
+	for _, h := range b.Hosts {
+		if !h.Spare {
+			hosts = append(hosts, h)
+		}
+	}
+	cps := min(3, max(1, len(hosts)-1))
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `# The node bed's hosts are containers on this machine (pkg/nodebed).
 apiVersion: hacluster.io/v1alpha1
@@ -45,7 +51,7 @@ spec:
   ssh: {user: %s, keyFile: %s, knownHostsFile: %s}
   hosts:
 `, name, user, b.KeyFile, b.KnownHostsFile)
-	for i, h := range b.Hosts {
+	for i, h := range hosts {
 		role := "worker"
 		if i < cps {
 			role = "control-plane"

@@ -120,6 +120,9 @@ type HostSpec struct {
 	// SameMachineIDAs and SameProductUUIDAs name an earlier host of the bed.
 	SameMachineIDAs   string
 	SameProductUUIDAs string
+	// Spare hosts run, but ClusterFile leaves them out: the hosts a test
+	// joins to a cluster later.
+	Spare bool
 }
 
 // Bed is a running set of hosts on one private network.
@@ -170,6 +173,8 @@ type Host struct {
 	// to an SSH handshake that verified the host key.
 	BootTime  time.Duration
 	Container *dockertest.Container
+	// Spare: see HostSpec.
+	Spare bool
 
 	bed    *Bed
 	volume string
@@ -439,6 +444,7 @@ func (b *Bed) makeHost(ctx context.Context, opts Options, spec HostSpec, i int) 
 	h := &Host{
 		Name:         spec.Name,
 		Hostname:     spec.Hostname,
+		Spare:        spec.Spare,
 		Address:      offset(b.Subnet.Addr(), byte(11+i)),
 		MachineID:    strings.ReplaceAll(newUUID(), "-", ""),
 		ProductUUID:  newUUID(),

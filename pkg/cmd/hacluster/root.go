@@ -17,8 +17,10 @@ import (
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/explain"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/inspect"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/join"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/preflight"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/proxymode"
+	"github.com/hacluster/hacluster/pkg/cmd/hacluster/remove"
 )
 
 // NewCmdRoot builds the `kubectl hacluster` command tree.
@@ -50,6 +52,8 @@ explanations of Service types and kube-proxy modes taken from your own cluster.`
 	root.AddCommand(proxymode.NewCmd(f))
 	root.AddCommand(preflight.NewCmd(f))
 	root.AddCommand(bootstrap.NewCmd(f))
+	root.AddCommand(join.NewCmd(f))
+	root.AddCommand(remove.NewCmd(f))
 	root.AddCommand(bundle.NewCmd(f))
 	root.AddCommand(drill.NewCmd(f))
 	_ = f // subcommands: root.AddCommand(<pkg>.NewCmd(f)), one line each

@@ -144,7 +144,7 @@ func (o *Options) Run(ctx context.Context) error {
 		Artifacts:             &artifacts.Store{Dir: cache},
 		StateDir:              o.StateDir,
 		Until:                 o.Until,
-		Logf:                  func(f string, a ...any) { fmt.Fprintf(o.ErrOut, time.Now().Format("15:04:05 ")+f+"\n", a...) },
+		Logf:                  clusterfile.Logf(o.ErrOut),
 	})
 	if res != nil && o.Format.Structured() {
 		if perr := output.Print(o.Out, o.Format, res); perr != nil && err == nil {
@@ -192,22 +192,7 @@ func (o *Options) printPlan(res *core.Result) {
 }
 
 func (o *Options) summary(res *core.Result) {
-	var rows [][]string
-	for _, p := range res.Phases {
-		state := "unchanged"
-		if p.Changed {
-			state = "changed"
-		}
-		if p.Error != "" {
-			state = "FAILED"
-		}
-		host := p.Host
-		if host == "" {
-			host = "-"
-		}
-		rows = append(rows, []string{p.Phase, host, state, p.Duration.Round(time.Millisecond).String(), p.Detail})
-	}
-	_ = output.RenderTable(o.Out, []string{"PHASE", "HOST", "RESULT", "TOOK", "DETAIL"}, rows)
+	clusterfile.PrintPhases(o.Out, res.Phases)
 	verb := "changed nothing (the cluster was already as the file says)"
 	switch {
 	case o.Until != "":

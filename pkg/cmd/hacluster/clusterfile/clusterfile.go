@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hacluster/hacluster/pkg/bootstrap"
 	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/output"
 )
@@ -65,4 +67,29 @@ func (f *Flags) Complete(command string) error {
 func PrintExample(w io.Writer) error {
 	_, err := io.WriteString(w, inventory.Example())
 	return err
+}
+
+// PrintPhases prints what each phase did on each host, as a table.
+func PrintPhases(w io.Writer, phases []bootstrap.PhaseResult) {
+	var rows [][]string
+	for _, p := range phases {
+		state := "unchanged"
+		if p.Changed {
+			state = "changed"
+		}
+		if p.Error != "" {
+			state = "FAILED"
+		}
+		host := p.Host
+		if host == "" {
+			host = "-"
+		}
+		rows = append(rows, []string{p.Phase, host, state, p.Duration.Round(time.Millisecond).String(), p.Detail})
+	}
+	_ = output.RenderTable(w, []string{"PHASE", "HOST", "RESULT", "TOOK", "DETAIL"}, rows)
+}
+
+// Logf is the progress line printer of the commands: a time, then the line.
+func Logf(w io.Writer) func(string, ...any) {
+	return func(f string, a ...any) { fmt.Fprintf(w, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 }

@@ -1,0 +1,412 @@
+package bootstrap
+
+// Remove takes nodes out of a cluster that bootstrap built. The phases, in
+// order (Remove below reads the same):
+//
+//	connect        SSH to every host that stays (each must answer), and to
+//	               each one that goes when it answers (a dead one is removed
+//	               through the others)
+//	facts          of the hosts that stay (their load balancer is rewritten)
+//	check          etcd's members and health, read from etcd: the removal
+//	               must leave etcd its quorum (unless Force), and the last
+//	               control plane never goes; DryRun stops here with the plan
+//	drain          cordon, then evictions that respect PodDisruptionBudgets
+//	               (skipped for a node that is not Ready: its Pods go with it)
+//	reset          on a host that answers: keepalived and HAProxy stopped (the
+//	               VIP moves away first), kubeadm reset (a control plane's
+//	               reset removes its own etcd member)
+//	etcd-member    a member left (its host dead) removed through a live one
+//	node           the Node deleted
+//	load-balancer  HAProxy and keepalived of the control planes that stay,
+//	               one at a time, without the removed ones
+//	inventory      Options.Commit (the command rewrites the cluster file)
+//	verify         pkg/inspect's verdict on what stays: Healthy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/hacluster/hacluster/pkg/fleet"
+	"github.com/hacluster/hacluster/pkg/inspect"
+	"github.com/hacluster/hacluster/pkg/inventory"
+	"github.com/hacluster/hacluster/pkg/remote"
+)
+
+// RemoveOptions of Remove.
+type RemoveOptions struct {
+	Options
+	// Hosts name the hosts of the cluster file to remove.
+	Hosts []string
+	// Force removes control planes even when etcd would lose its quorum.
+	Force bool
+	// DrainTimeout bounds the drain of each node (default 5m).
+	DrainTimeout time.Duration
+	// Commit runs once the nodes are out, before verify.
+	Commit func() error
+}
+
+// RemovePhases are Remove's phase names, in order.
+var RemovePhases = []string{"connect", "facts", "check", "drain", "reset", "etcd-member", "node", "load-balancer", "inventory", "verify"}
+
+// leaving is a host being removed: its connection when it answers.
+type leaving struct {
+	host inventory.Host
+	conn *remote.Conn
+	node *corev1.Node
+}
+
+// Remove removes o.Hosts from the cluster c describes.
+func Remove(ctx context.Context, c *inventory.Cluster, o RemoveOptions) (*Result, error) {
+	stays := *c
+	stays.Spec.Hosts = nil
+	var gone []*leaving
+	for _, h := range c.Spec.Hosts {
+		if slices.Contains(o.Hosts, h.Name) {
+			gone = append(gone, &leaving{host: h})
+		} else {
+			stays.Spec.Hosts = append(stays.Spec.Hosts, h)
+		}
+	}
+	for _, name := range o.Hosts {
+		if !slices.ContainsFunc(gone, func(l *leaving) bool { return l.host.Name == name }) {
+			return nil, fmt.Errorf("%s is not a host of %s", name, c.Metadata.Name)
+		}
+	}
+	if len(gone) == 0 {
+		return nil, errors.New("no host to remove")
+	}
+	if len(stays.ControlPlanes()) == 0 {
+		return nil, fmt.Errorf("removing %s leaves no control plane: that is the end of the cluster, not a removal", strings.Join(o.Hosts, ", "))
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 5 * time.Minute
+	}
+	r := &run{c: &stays, o: o.Options, first: stays.ControlPlanes()[0].Name}
+	if r.o.Logf == nil {
+		r.o.Logf = func(string, ...any) {}
+	}
+	t0 := time.Now()
+	defer func() { r.res.Duration = time.Since(t0) }()
+	defer func() {
+		if r.fleet != nil {
+			r.fleet.Close()
+		}
+		for _, l := range gone {
+			if l.conn != nil {
+				l.conn.Close()
+			}
+		}
+	}()
+	check := func(ctx context.Context) error { return r.checkRemoval(ctx, gone, o.Force) }
+	if r.o.DryRun {
+		err := r.sequence(ctx,
+			step{"connect", func(ctx context.Context) error { return r.connectRemoval(ctx, gone) }},
+			step{"check", check},
+		)
+		return &r.res, err
+	}
+	var err error
+	if r.journal, err = openJournal(r.stateDir(), t0); err != nil {
+		return nil, err
+	}
+	defer r.journal.close()
+	r.res.Journal = r.journal.path
+	err = r.sequence(ctx,
+		step{"connect", func(ctx context.Context) error { return r.connectRemoval(ctx, gone) }},
+		step{"facts", r.gatherFacts},
+		step{"check", check},
+		step{"drain", func(ctx context.Context) error { return r.drain(ctx, gone, o.DrainTimeout) }},
+		step{"reset", func(ctx context.Context) error { return r.reset(ctx, gone) }},
+		step{"etcd-member", func(ctx context.Context) error { return r.removeMembers(ctx, gone) }},
+		step{"node", func(ctx context.Context) error { return r.deleteNodes(ctx, gone) }},
+		step{"load-balancer", r.rollingLoadBalancer},
+		step{"inventory", func(context.Context) error { return commit(o.Commit) }},
+		step{"verify", r.verifyRemoval},
+	)
+	r.journal.finish(err, r.stopped)
+	return &r.res, err
+}
+
+// connectRemoval connects to the hosts that stay (all of them), and to each
+// host that goes as far as it answers within 15 s.
+func (r *run) connectRemoval(ctx context.Context, gone []*leaving) error {
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	for _, l := range gone {
+		one := *r.c
+		one.Spec.Hosts = []inventory.Host{l.host}
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		fl, err := fleet.Connect(cctx, &one, fleet.Options{AcceptNewHostKeys: r.o.AcceptNewHostKeys})
+		cancel()
+		if err != nil {
+			r.o.Logf("  %-12s does not answer (%v): removed through the others", l.host.Name, strings.SplitN(err.Error(), "\n", 2)[0])
+			continue
+		}
+		l.conn = fl.Conns[l.host.Name]
+		r.o.Logf("  %-12s connected", l.host.Name)
+	}
+	return nil
+}
+
+// checkRemoval reads the Nodes and etcd's members and refuses a removal
+// that would cost etcd its quorum; with DryRun it records the plan.
+func (r *run) checkRemoval(ctx context.Context, gone []*leaving, force bool) error {
+	cs, err := r.kube(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range gone {
+		n, err := cs.CoreV1().Nodes().Get(ctx, l.host.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return err
+		default:
+			l.node = n
+		}
+	}
+	removing := slices.ContainsFunc(gone, func(l *leaving) bool { return isControlPlane(l.host) })
+	var ms *inspect.EtcdMembership
+	if removing {
+		if ms, err = r.etcdMembership(ctx); err != nil {
+			return fmt.Errorf("reading etcd's members: %w", err)
+		}
+		total, healthy, goTotal, goHealthy := len(ms.Members), 0, 0, 0
+		for _, m := range ms.Members {
+			ok := m.Healthy != nil && *m.Healthy
+			if ok {
+				healthy++
+			}
+			if memberOf(m, gone) != nil {
+				goTotal++
+				if ok {
+					goHealthy++
+				}
+			}
+		}
+		after, upAfter := total-goTotal, healthy-goHealthy
+		quorum, _ := inspect.EtcdQuorum(after, upAfter)
+		msg := fmt.Sprintf("etcd has %d members, %d healthy; after the removal %d members with %d healthy, and %d are needed for quorum", total, healthy, after, upAfter, quorum)
+		r.o.Logf("  %s", msg)
+		if upAfter < quorum {
+			if !force {
+				return fmt.Errorf("%s: etcd would stop answering, and the API with it; nothing was changed (bring members back first, or --force to remove anyway and then restore etcd from a snapshot)", msg)
+			}
+			r.o.Logf("  warning: --force: %s; etcd will lose its quorum", msg)
+		}
+	}
+	if !r.o.DryRun {
+		return nil
+	}
+	for _, l := range gone {
+		hp := HostPlan{Host: l.host.Name}
+		add := func(phase, what string) { hp.Actions = append(hp.Actions, Action{Phase: phase, What: what}) }
+		switch {
+		case l.node == nil:
+			add("node", "no Node of that name: nothing to drain or delete")
+		case !nodeIsReady(l.node):
+			add("drain", "skipped: the node is not Ready (its Pods go with the Node)")
+		default:
+			add("drain", "cordon and drain (PodDisruptionBudgets respected)")
+		}
+		if l.conn != nil {
+			if isControlPlane(l.host) {
+				add("reset", "stop and disable keepalived and HAProxy")
+			}
+			add("reset", "kubeadm reset -f")
+		} else {
+			add("reset", "skipped: the host does not answer SSH")
+		}
+		if ms != nil {
+			for _, m := range ms.Members {
+				if memberOf(m, []*leaving{l}) == nil {
+					continue
+				}
+				how := "kubeadm reset removes etcd member"
+				if l.conn == nil {
+					how = "remove etcd member (through " + ms.Pod + ")"
+				}
+				add("etcd-member", fmt.Sprintf("%s %s (%s)", how, m.Name, m.ID))
+			}
+		}
+		if l.node != nil {
+			add("node", "delete Node "+l.node.Name)
+		}
+		r.res.Plan = append(r.res.Plan, hp)
+	}
+	if removing {
+		for _, cp := range r.c.ControlPlanes() {
+			r.res.Plan = append(r.res.Plan, HostPlan{Host: cp.Name, Actions: []Action{{Phase: "load-balancer", What: "HAProxy backends and keepalived peers without " + strings.Join(names(gone), ", ")}}})
+		}
+	}
+	return nil
+}
+
+func names(gone []*leaving) []string {
+	var out []string
+	for _, l := range gone {
+		out = append(out, l.host.Name)
+	}
+	return out
+}
+
+// memberOf is the host of gone that etcd member m belongs to (by name or
+// peer address), or nil.
+func memberOf(m inspect.EtcdMember, gone []*leaving) *leaving {
+	for _, l := range gone {
+		if isControlPlane(l.host) && (m.Name == l.host.Name || slices.ContainsFunc(m.PeerURLs, func(u string) bool { return urlHostname(u) == l.host.InternalAddress })) {
+			return l
+		}
+	}
+	return nil
+}
+
+func nodeIsReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// drain cordons and drains each Ready node that goes, as kubectl drain
+// --ignore-daemonsets --delete-emptydir-data --force does: through the
+// eviction API, so PodDisruptionBudgets hold.
+func (r *run) drain(ctx context.Context, gone []*leaving, timeout time.Duration) error {
+	cs, err := r.kube(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range gone {
+		t0 := time.Now()
+		if l.node == nil || !nodeIsReady(l.node) {
+			r.record(PhaseResult{Phase: "drain", Host: l.host.Name, Detail: "skipped: no Ready Node"})
+			continue
+		}
+		evicted := 0
+		h := &drain.Helper{Ctx: ctx, Client: cs, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
+			GracePeriodSeconds: -1, Timeout: timeout, Out: io.Discard, ErrOut: io.Discard,
+			OnPodDeletionOrEvictionFinished: func(p *corev1.Pod, _ bool, err error) {
+				if err == nil {
+					evicted++
+				}
+			}}
+		if err := drain.RunCordonOrUncordon(h, l.node, true); err != nil {
+			return fmt.Errorf("cordon %s: %w", l.host.Name, err)
+		}
+		if err := drain.RunNodeDrain(h, l.host.Name); err != nil {
+			return fmt.Errorf("drain %s (the node stays cordoned; kubectl uncordon %s undoes it): %w", l.host.Name, l.host.Name, err)
+		}
+		detail := fmt.Sprintf("cordoned, %d Pod(s) evicted", evicted)
+		r.record(PhaseResult{Phase: "drain", Host: l.host.Name, Changed: true, Detail: detail, Duration: time.Since(t0)})
+		r.o.Logf("  %-12s changed   %s (%s)", l.host.Name, detail, time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// reset runs kubeadm reset on each host that goes and answers; a control
+// plane's keepalived and HAProxy stop first, so that the VIP moves to a
+// control plane that stays while this API server still answers.
+func (r *run) reset(ctx context.Context, gone []*leaving) error {
+	for _, l := range gone {
+		t0 := time.Now()
+		if l.conn == nil {
+			r.record(PhaseResult{Phase: "reset", Host: l.host.Name, Detail: "skipped: the host does not answer"})
+			continue
+		}
+		if err := r.waitForKubeadm(ctx, l.conn); err != nil {
+			return err
+		}
+		var did []string
+		if isControlPlane(l.host) {
+			if _, err := l.conn.Output(ctx, "systemctl disable -q --now keepalived 2>/dev/null; systemctl disable -q --now haproxy 2>/dev/null; true", true); err != nil {
+				return err
+			}
+			did = append(did, "keepalived and HAProxy stopped")
+		}
+		if exists(ctx, l.conn, kubeletConf) || exists(ctx, l.conn, "/etc/kubernetes/manifests/kube-apiserver.yaml") {
+			if _, err := l.conn.Output(ctx, "kubeadm reset -f >>"+kubeadmLogFile+" 2>&1", true); err != nil {
+				return fmt.Errorf("%s: kubeadm reset: %w (see %s there)", l.host.Name, err, kubeadmLogFile)
+			}
+			did = append(did, "kubeadm reset")
+		}
+		if _, err := l.conn.Output(ctx, "rm -f "+initDone+" "+joinDone, true); err != nil {
+			return err
+		}
+		detail := strings.Join(did, ", ")
+		if detail == "" {
+			detail = "nothing to reset"
+		}
+		r.record(PhaseResult{Phase: "reset", Host: l.host.Name, Changed: len(did) > 0, Detail: detail, Duration: time.Since(t0)})
+		r.o.Logf("  %-12s changed   %s (%s)", l.host.Name, detail, time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// removeMembers removes the etcd members of the hosts that go that are still
+// there (a dead host's, or one kubeadm reset could not remove).
+func (r *run) removeMembers(ctx context.Context, gone []*leaving) error {
+	if !slices.ContainsFunc(gone, func(l *leaving) bool { return isControlPlane(l.host) }) {
+		return nil
+	}
+	ms, err := r.etcdMembership(ctx)
+	if err != nil {
+		return fmt.Errorf("reading etcd's members: %w", err)
+	}
+	var stale []staleState
+	for i, m := range ms.Members {
+		if l := memberOf(m, gone); l != nil {
+			stale = append(stale, staleState{host: l.host.Name, member: &ms.Members[i], via: ms})
+		}
+	}
+	if len(stale) == 0 {
+		r.record(PhaseResult{Phase: "etcd-member", Detail: "no member of the removed hosts is left"})
+		return nil
+	}
+	return r.removeStale(ctx, "etcd-member", stale)
+}
+
+// deleteNodes deletes the Nodes of the hosts that go.
+func (r *run) deleteNodes(ctx context.Context, gone []*leaving) error {
+	var stale []staleState
+	for _, l := range gone {
+		if l.node != nil {
+			stale = append(stale, staleState{host: l.host.Name, node: l.node.Name})
+		}
+	}
+	return r.removeStale(ctx, "node", stale)
+}
+
+// verifyRemoval is verify when 3 or more control planes stay. With fewer,
+// etcd cannot be HA and inspect never says Healthy: the verdict is read once
+// the nodes are Ready and reported as a warning, and the run does not fail.
+func (r *run) verifyRemoval(ctx context.Context) error {
+	if n := len(r.c.ControlPlanes()); n < 3 {
+		if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
+			return err
+		}
+		o := r.o
+		r.o.VerifyTimeout = 20 * time.Second
+		err := r.verify(ctx)
+		r.o = o
+		if err != nil {
+			w := fmt.Sprintf("%d control plane(s) left: the cluster is not HA (%v)", n, err)
+			r.res.Warnings = append(r.res.Warnings, w)
+			r.o.Logf("  warning: %s", w)
+		}
+		return nil
+	}
+	return r.verifyJoin(ctx)
+}
