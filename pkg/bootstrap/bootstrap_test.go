@@ -328,25 +328,32 @@ func kubectlBin(t *testing.T) string {
 	return filepath.Join(dir, "kubectl")
 }
 
-// Phases lists exactly what a full Run runs, in order.
+// Phases, JoinPhases and RemovePhases list exactly what a full Run, Join
+// and Remove run, in order.
 func TestPhaseNames(t *testing.T) {
-	src, err := os.ReadFile("bootstrap.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The full run's sequence (the dry run's comes before it).
-	_, full, ok := strings.Cut(string(src), "err = r.sequence(ctx,")
-	if !ok {
-		t.Fatal("no full sequence in bootstrap.go")
-	}
-	var got []string
-	for _, l := range strings.Split(full, "\n") {
-		if i := strings.Index(l, `step{"`); i >= 0 {
-			rest := l[i+6:]
-			got = append(got, rest[:strings.IndexByte(rest, '"')])
+	for _, tc := range []struct {
+		file   string
+		phases []string
+	}{{"bootstrap.go", bootstrap.Phases}, {"join.go", bootstrap.JoinPhases}, {"remove.go", bootstrap.RemovePhases}} {
+		src, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if strings.Join(got, ",") != strings.Join(bootstrap.Phases, ",") {
-		t.Errorf("Run's steps %v, Phases %v", got, bootstrap.Phases)
+		// The full run's sequence (a dry run's comes before it).
+		_, full, ok := strings.Cut(string(src), "err = r.sequence(ctx,")
+		if !ok {
+			t.Fatalf("no full sequence in %s", tc.file)
+		}
+		full, _, _ = strings.Cut(full, "\n\t)\n")
+		var got []string
+		for _, l := range strings.Split(full, "\n") {
+			if i := strings.Index(l, `step{"`); i >= 0 {
+				rest := l[i+6:]
+				got = append(got, rest[:strings.IndexByte(rest, '"')])
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tc.phases, ",") {
+			t.Errorf("%s: steps %v, phase list %v", tc.file, got, tc.phases)
+		}
 	}
 }

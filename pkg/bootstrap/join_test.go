@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/hacluster/hacluster/pkg/bootstrap"
+	"github.com/hacluster/hacluster/pkg/inspect"
 	"github.com/hacluster/hacluster/pkg/nodebed"
 )
 
@@ -98,6 +101,26 @@ func TestJoinWorker(t *testing.T) {
 	}
 	file := grown
 	w := bed.Host("worker-2")
+	ctx := context.Background()
+	// --print: the lines for doing it by hand, with a token the cluster knows.
+	pr := exec.Command(haclusterBin(t), "join", "--print", "--control-plane", "-f", file, "-o", "json")
+	out, err := pr.Output()
+	var cmds bootstrap.JoinCommands
+	if err != nil || json.Unmarshal(out, &cmds) != nil {
+		t.Fatalf("join --print: %v\n%s", err, out)
+	}
+	tokenID := "none"
+	if f := strings.Fields(cmds.Worker); len(f) > 4 && len(f[4]) == 23 {
+		tokenID = f[4][:6]
+	}
+	if !strings.HasPrefix(cmds.Worker, "kubeadm join "+bed.VIP.String()+":16443 --token ") || !strings.Contains(cmds.Worker, "--discovery-token-ca-cert-hash sha256:") ||
+		!strings.HasPrefix(cmds.ControlPlane, cmds.Worker+" --control-plane --certificate-key ") || time.Until(cmds.TokenExpires) < 50*time.Minute || cmds.CertificateKeyExpires == nil {
+		t.Errorf("join --print: %+v", cmds)
+	}
+	if tokens, err := bed.Host("cp-1").Exec(ctx, "kubeadm", "token", "list", "--kubeconfig", "/etc/kubernetes/admin.conf"); err != nil || !strings.Contains(tokens, tokenID) || !strings.Contains(tokens, "kubectl hacluster join --print") {
+		t.Errorf("the printed token %s is not in the cluster: %v\n%s", tokenID, err, tokens)
+	}
+	_, _ = bed.Host("cp-1").Exec(ctx, "kubeadm", "token", "delete", tokenID, "--kubeconfig", "/etc/kubernetes/admin.conf")
 	res, stderr, err, leaks := joinCLI(t, file, []*nodebed.Host{w, bed.Host("cp-1")}, "worker-2="+w.Address.String())
 	if err != nil {
 		t.Fatalf("join: %v", err)
@@ -170,9 +193,42 @@ func TestJoinControlPlaneReplace(t *testing.T) {
 	if err := bed.Host("cp-3").Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// What inspect says now, read from etcd (issue 18): 1 of 3 members
+	// down tolerates no more failure; after `kubectl delete node cp-3` the
+	// member is stale, with the command that removes it.
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cache, "state", "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := inspect.NewSource(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep *inspect.Report
+	for t0 := time.Now(); time.Since(t0) < 2*time.Minute; time.Sleep(2 * time.Second) {
+		if rep, err = inspect.Inspect(ctx, src, inspect.AnalyzeOptions{}); err == nil && rep.Etcd.ReadyMembers == 2 {
+			break
+		}
+	}
+	if err != nil || !strings.Contains(rep.Etcd.Source, "etcdctl") || rep.Etcd.Members != 3 || rep.Etcd.ReadyMembers != 2 || rep.Etcd.ToleratesFailures != 0 {
+		t.Errorf("inspect with cp-3 dead: %v %+v", err, rep.Etcd)
+	}
+	if out, err := cp1.Exec(ctx, "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", "cp-3"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if rep, err = inspect.Inspect(ctx, src, inspect.AnalyzeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stale := false
+	for _, m := range rep.Etcd.MemberList {
+		stale = stale || (m.Name == "cp-3" && m.Stale)
+	}
+	if !stale || !strings.Contains(strings.Join(rep.Reasons, " "), "member remove") {
+		t.Errorf("inspect after kubectl delete node cp-3: no stale member cp-3 with its remove command: %+v %q", rep.Etcd.MemberList, rep.Reasons)
+	}
 	_, stderr, err, _ := joinCLI(t, file, nil, "cp-3="+nu.Address.String(), "--control-plane")
-	if err == nil || !strings.Contains(stderr, "Node cp-3 already exists") || !strings.Contains(stderr, "etcd member cp-3") || !strings.Contains(stderr, "--replace") {
-		t.Fatalf("want a refusal naming the stale Node and etcd member: %v", err)
+	if err == nil || !strings.Contains(stderr, "etcd member cp-3") || !strings.Contains(stderr, "--replace") {
+		t.Fatalf("want a refusal naming the stale etcd member: %v", err)
 	}
 	if after, _ := os.ReadFile(file); string(after) != string(b) {
 		t.Errorf("the refused join changed the cluster file")
@@ -196,7 +252,7 @@ func TestJoinControlPlaneReplace(t *testing.T) {
 			did = append(did, p.Detail)
 		}
 	}
-	if len(did) != 2 {
+	if len(did) != 1 || !strings.Contains(did[0], "etcd member cp-3") {
 		t.Errorf("replace: %q", did)
 	}
 	members, err := cp1.Exec(ctx, "sh", "-c", "cd /etc/kubernetes/pki/etcd && curl -s --cacert ca.crt --cert healthcheck-client.crt --key healthcheck-client.key -X POST https://127.0.0.1:2379/v3/cluster/member/list -d '{}'")

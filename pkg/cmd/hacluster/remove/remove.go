@@ -90,6 +90,9 @@ func (o *Options) Complete() error {
 			return fmt.Errorf("%s is not a host of %s", n, o.File)
 		}
 	}
+	if !slices.ContainsFunc(o.Cluster.ControlPlanes(), func(h inventory.Host) bool { return !slices.Contains(o.Nodes, h.Name) }) {
+		return fmt.Errorf("removing %s leaves no control plane: that ends the cluster (kubeadm reset each host), it is not a removal", strings.Join(o.Nodes, ", "))
+	}
 	data, err := os.ReadFile(o.File)
 	if err != nil {
 		return err
