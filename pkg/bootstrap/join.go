@@ -19,6 +19,8 @@ package bootstrap
 //	join-control-planes  the new control planes, one at a time
 //	join-workers   the new workers, in parallel
 //	nodes-ready    every node Ready
+//	coredns        CoreDNS spread over two nodes again (a replaced node's
+//	               replica may have landed beside the other)
 //	verify         pkg/inspect's verdict: Healthy, with an even etcd size a warning
 
 import (
@@ -55,7 +57,7 @@ type JoinOptions struct {
 }
 
 // JoinPhases are Join's phase names, in order (Options.Until takes one).
-var JoinPhases = []string{"connect", "facts", "preflight", "members", "inventory", "replace", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "join-control-planes", "join-workers", "nodes-ready", "verify"}
+var JoinPhases = []string{"connect", "facts", "preflight", "members", "inventory", "replace", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "join-control-planes", "join-workers", "nodes-ready", "coredns", "verify"}
 
 // Join joins o.Hosts to the cluster c describes.
 func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, error) {
@@ -114,6 +116,7 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 		step{"join-control-planes", r.joinNewControlPlanes},
 		step{"join-workers", r.joinNewWorkers},
 		step{"nodes-ready", r.nodesReady},
+		step{"coredns", r.spreadCoreDNS},
 		step{"verify", r.verifyJoin},
 	)
 	r.journal.finish(err, r.stopped)
