@@ -289,7 +289,7 @@ func TestHAControlPlane(t *testing.T) {
 	if tokens, err := bed.Host("cp-1").Exec(ctx, "kubeadm", "token", "list", "--kubeconfig", "/etc/kubernetes/admin.conf"); err != nil || strings.Contains(tokens, "kubectl hacluster bootstrap") {
 		t.Errorf("bootstrap tokens left: %v\n%s", err, tokens)
 	}
-	for _, h := range bed.Hosts {
+	for _, h := range clusterHosts() {
 		if out, err := h.Exec(ctx, "sh", "-c", "ls /etc/kubernetes/hacluster 2>/dev/null"); err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("%s: kubeadm config files left: %q %v", h.Name, out, err)
 		}

@@ -390,23 +390,30 @@ func (r *run) deleteNodes(ctx context.Context, gone []*leaving) error {
 }
 
 // verifyRemoval is verify when 3 or more control planes stay. With fewer,
-// etcd cannot be HA and inspect never says Healthy: the verdict is read once
-// the nodes are Ready and reported as a warning, and the run does not fail.
+// etcd cannot be HA and inspect never says Healthy: once the nodes are
+// Ready, inspect's verdict is recorded with a warning, and the run does not
+// fail.
 func (r *run) verifyRemoval(ctx context.Context) error {
-	if n := len(r.c.ControlPlanes()); n < 3 {
-		if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
-			return err
-		}
-		o := r.o
-		r.o.VerifyTimeout = 20 * time.Second
-		err := r.verify(ctx)
-		r.o = o
-		if err != nil {
-			w := fmt.Sprintf("%d control plane(s) left: the cluster is not HA (%v)", n, err)
-			r.res.Warnings = append(r.res.Warnings, w)
-			r.o.Logf("  warning: %s", w)
-		}
-		return nil
+	n := len(r.c.ControlPlanes())
+	if n >= 3 {
+		return r.verifyJoin(ctx)
 	}
-	return r.verifyJoin(ctx)
+	t0 := time.Now()
+	if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
+		return err
+	}
+	src, err := r.inspectSource()
+	if err != nil {
+		return err
+	}
+	rep, err := inspect.Inspect(ctx, src, inspect.AnalyzeOptions{})
+	if err != nil {
+		return err
+	}
+	r.res.Verdict, r.res.Reasons = rep.Verdict, rep.Reasons
+	w := fmt.Sprintf("%d control plane(s) left: the cluster is not HA (inspect components: %s: %s); join control planes to make it 3", n, rep.Verdict, strings.Join(rep.Reasons, "; "))
+	r.res.Warnings = append(r.res.Warnings, w)
+	r.o.Logf("  warning: %s", w)
+	r.record(PhaseResult{Phase: "verify", Detail: fmt.Sprintf("inspect: %s with %d control plane(s) (not HA)", rep.Verdict, n), Duration: time.Since(t0)})
+	return nil
 }

@@ -17,12 +17,7 @@ import (
 // The run fails with inspect's reasons when it never does.
 func (r *run) verify(ctx context.Context) error {
 	t0 := time.Now()
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(r.adminConf)
-	if err != nil {
-		return err
-	}
-	cfg.Timeout = 15 * time.Second
-	src, err := inspect.NewSource(cfg)
+	src, err := r.inspectSource()
 	if err != nil {
 		return err
 	}
@@ -58,4 +53,15 @@ func (r *run) verify(ctx context.Context) error {
 		case <-time.After(3 * time.Second):
 		}
 	}
+}
+
+// inspectSource is pkg/inspect's view of the cluster through the endpoint,
+// with the admin kubeconfig.
+func (r *run) inspectSource() (*inspect.Source, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(r.adminConf)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 15 * time.Second
+	return inspect.NewSource(cfg)
 }
