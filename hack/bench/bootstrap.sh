@@ -22,6 +22,8 @@ BIN=${HACLUSTER_BIN:-$ROOT/bin}/kubectl-hacluster
 D=$ROOT/.cache/bench-nodebed
 W=$(mktemp -d)
 NB=(go run ./hack/nodebed --dir "$D" --id bench)
+# shellcheck source=hack/bench/hand-prep.bash
+. "$ROOT/hack/bench/hand-prep.bash"
 log() { printf '[bench %(%T)T] %s\n' -1 "$*" >&2; }
 down() { "${NB[@]}" down >/dev/null 2>&1 || true; }
 trap 'down; rm -rf "$W"' EXIT
@@ -40,8 +42,7 @@ up() {
 # by_hand is the person at a terminal, one host and one step after another.
 by_hand() {
 	local SSH=(ssh -i "$NODEBED_KEY" -o UserKnownHostsFile="$NODEBED_KNOWN_HOSTS" -o BatchMode=yes -o LogLevel=ERROR)
-	local U=$NODEBED_UPSTREAM K=$K8S_VERSION C=${CONTAINERD_VERSION#v} VIP=$NODEBED_VIP
-	local gh=$U/github.com
+	local U=$NODEBED_UPSTREAM K=$K8S_VERSION VIP=$NODEBED_VIP
 	local flannel_yml
 	flannel_yml=$(ls "$ROOT"/.cache/upstream/files/github.com/flannel-io/flannel/releases/download/*/kube-flannel.yml | head -1)
 	local flannel=${flannel_yml#"$ROOT"/.cache/upstream/files/}
@@ -49,70 +50,7 @@ by_hand() {
 	for i in 0 1 2 3; do
 		local lb=""
 		[ "$i" -lt 3 ] && lb="haproxy keepalived"
-		"${SSH[@]}" "root@${IPS[$i]}" bash -s >"$W/prep-${HOSTS[$i]}.log" 2>&1 <<EOF || { tail -20 "$W/prep-${HOSTS[$i]}.log" >&2; exit 1; }
-set -e
-swapoff -a; sed -i '/ swap / s/^/#/' /etc/fstab
-printf 'overlay\nbr_netfilter\n' >/etc/modules-load.d/k8s.conf
-# (the bed's hosts share this machine's kernel: no /lib/modules, the modules are loaded already)
-modprobe overlay 2>/dev/null || true; modprobe br_netfilter 2>/dev/null || true
-printf 'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n' >/etc/sysctl.d/k8s.conf
-# only this file: sysctl --system would apply Debian's kernel.* files to the shared kernel
-sysctl -q -p /etc/sysctl.d/k8s.conf
-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends conntrack socat ebtables $lb >/dev/null
-cd /tmp
-curl -fsSL $gh/containerd/containerd/releases/download/v$C/containerd-$C-linux-amd64.tar.gz | tar Cxz /usr/local
-curl -fsSLo /usr/local/sbin/runc $gh/opencontainers/runc/releases/download/$RUNC_VERSION/runc.amd64 && chmod 755 /usr/local/sbin/runc
-mkdir -p /opt/cni/bin && curl -fsSL $gh/containernetworking/plugins/releases/download/$CNI_PLUGINS_VERSION/cni-plugins-linux-amd64-$CNI_PLUGINS_VERSION.tgz | tar Cxz /opt/cni/bin
-curl -fsSL $gh/kubernetes-sigs/cri-tools/releases/download/$CRICTL_VERSION/crictl-$CRICTL_VERSION-linux-amd64.tar.gz | tar Cxz /usr/local/bin
-for b in kubelet kubeadm kubectl; do curl -fsSLo /usr/bin/\$b $U/dl.k8s.io/release/$K/bin/linux/amd64/\$b && chmod 755 /usr/bin/\$b; done
-PAUSE=\$(kubeadm config images list --kubernetes-version $K 2>/dev/null | grep /pause:)
-mkdir -p /etc/containerd /etc/containerd/certs.d/registry.k8s.io /etc/containerd/certs.d/ghcr.io
-containerd config default >/etc/containerd/config.toml
-sed -i "s/SystemdCgroup = false/SystemdCgroup = true/; s#sandbox = .*#sandbox = '\$PAUSE'#; s#config_path = ''#config_path = '/etc/containerd/certs.d'#; s/restrict_oom_score_adj = false/restrict_oom_score_adj = true/" /etc/containerd/config.toml
-for r in registry.k8s.io ghcr.io; do printf 'server = "https://%s"\n[host."%s/v2/%s"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n' \$r $U \$r >/etc/containerd/certs.d/\$r/hosts.toml; done
-cat >/etc/systemd/system/containerd.service <<'X'
-[Unit]
-Description=containerd container runtime
-After=network.target
-[Service]
-ExecStartPre=-/sbin/modprobe overlay
-ExecStart=/usr/local/bin/containerd
-Type=notify
-Delegate=yes
-KillMode=process
-Restart=always
-LimitNPROC=infinity
-LimitCORE=infinity
-TasksMax=infinity
-[Install]
-WantedBy=multi-user.target
-X
-printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n' >/etc/crictl.yaml
-cat >/etc/systemd/system/kubelet.service <<'X'
-[Unit]
-Description=kubelet
-Wants=network-online.target
-After=network-online.target containerd.service
-[Service]
-ExecStart=/usr/bin/kubelet
-Restart=always
-StartLimitInterval=0
-RestartSec=10
-[Install]
-WantedBy=multi-user.target
-X
-mkdir -p /etc/systemd/system/kubelet.service.d
-cat >/etc/systemd/system/kubelet.service.d/10-kubeadm.conf <<'X'
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-ExecStart=
-ExecStart=/usr/bin/kubelet \$KUBELET_KUBECONFIG_ARGS \$KUBELET_CONFIG_ARGS \$KUBELET_KUBEADM_ARGS
-X
-systemctl daemon-reload && systemctl enable --now containerd && systemctl enable kubelet
-until crictl info >/dev/null 2>&1; do sleep 0.3; done
-EOF
+		hand_prep "${IPS[$i]}" "$W/prep-${HOSTS[$i]}.log" $lb || exit 1
 		log "  by hand: ${HOSTS[$i]} prepared"
 	done
 	# The load balancer, as in the kubeadm HA guide.

@@ -65,23 +65,30 @@ func main() {
 	case "up":
 		sub := flag.NewFlagSet("up", flag.ContinueOnError)
 		n := sub.Int("n", 4, "number of hosts")
+		spare := sub.Int("spare", 0, "of them, how many the cluster file leaves out (hosts to join later)")
 		if err := sub.Parse(args); err != nil {
 			os.Exit(2)
 		}
 		if *n < 1 || *n > 80 {
 			fail(fmt.Errorf("-n %d: want 1 to 80 hosts", *n))
 		}
-		err = r.up(*n)
+		if *spare < 0 || *spare >= *n {
+			fail(fmt.Errorf("-spare %d: want 0 to %d", *spare, *n-1))
+		}
+		err = r.up(*n, *spare)
 	case "down":
 		err = r.down()
 	case "status":
 		err = r.status()
 	case "serve":
-		n := 4
-		if len(args) == 1 {
+		n, spare := 4, 0
+		if len(args) >= 1 {
 			n, _ = strconv.Atoi(args[0])
 		}
-		err = r.serve(n)
+		if len(args) == 2 {
+			spare, _ = strconv.Atoi(args[1])
+		}
+		err = r.serve(n, spare)
 	default:
 		fs.Usage()
 		os.Exit(2)
@@ -139,7 +146,7 @@ func (r runner) readInfo() (*info, error) {
 	return &inf, json.Unmarshal(b, &inf)
 }
 
-func (r runner) up(n int) error {
+func (r runner) up(n, spare int) error {
 	if pid := r.detached().PID(); pid != 0 {
 		if inf, err := r.readInfo(); err == nil {
 			fmt.Fprintf(os.Stderr, "nodebed: already running (runner pid %d)\n", pid)
@@ -163,7 +170,7 @@ func (r runner) up(n int) error {
 		return err
 	}
 	start := time.Now()
-	exited, err := r.detached().Start("--dir", r.dir, "--id", r.id, "serve", strconv.Itoa(n))
+	exited, err := r.detached().Start("--dir", r.dir, "--id", r.id, "serve", strconv.Itoa(n), strconv.Itoa(spare))
 	if err != nil {
 		return err
 	}
@@ -244,7 +251,7 @@ const defaultID = "nodebed-cli"
 
 // serve is the detached runner: it starts the bed, writes info.json and holds
 // it (and the upstream server) until SIGTERM, then removes it.
-func (r runner) serve(n int) error {
+func (r runner) serve(n, spare int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
 	logf := func(format string, args ...any) {
@@ -260,6 +267,9 @@ func (r runner) serve(n int) error {
 	}
 	if err != nil {
 		return err
+	}
+	for _, h := range bed.Hosts[len(bed.Hosts)-spare:] {
+		h.Spare = true // left out of cluster.yaml
 	}
 	defer func() {
 		if err := bed.Stop(); err != nil {

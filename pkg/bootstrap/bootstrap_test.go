@@ -38,7 +38,9 @@ func run(m *testing.M) int {
 	return nodebed.Main(m, nodebed.Options{Prefix: "bs", Upstream: true, Hosts: []nodebed.HostSpec{{Name: "cp-1"}, {Name: "cp-2"}, {Name: "cp-3"}, {Name: "worker-1"},
 		// Joined by join_test.go: a worker, and a control plane that takes
 		// cp-3's place (its name and hostname) when cp-3 dies.
-		{Name: "worker-2", Spare: true}, {Name: "cp-3b", Hostname: "cp-3", Spare: true}}}, func(b *nodebed.Bed) { bed = b })
+		{Name: "worker-2", Spare: true}, {Name: "cp-3b", Hostname: "cp-3", Spare: true},
+		// A cloned VM of worker-1 that join must refuse.
+		{Name: "clone", SameProductUUIDAs: "worker-1", Spare: true}}}, func(b *nodebed.Bed) { bed = b })
 }
 
 // clusterHosts are the bed's hosts the cluster file lists (not the spares).

@@ -126,7 +126,7 @@ func Remove(ctx context.Context, c *inventory.Cluster, o RemoveOptions) (*Result
 		step{"facts", r.gatherFacts},
 		step{"check", check},
 		step{"drain", func(ctx context.Context) error { return r.drain(ctx, gone, o.DrainTimeout) }},
-		step{"reset", func(ctx context.Context) error { return r.reset(ctx, gone) }},
+		step{"reset", func(ctx context.Context) error { return r.reset(ctx, gone, o.Force) }},
 		step{"etcd-member", func(ctx context.Context) error { return r.removeMembers(ctx, gone) }},
 		step{"node", func(ctx context.Context) error { return r.deleteNodes(ctx, gone) }},
 		step{"load-balancer", r.rollingLoadBalancer},
@@ -182,24 +182,9 @@ func (r *run) checkRemoval(ctx context.Context, gone []*leaving, force bool) err
 		if ms, err = r.etcdMembership(ctx); err != nil {
 			return fmt.Errorf("reading etcd's members: %w", err)
 		}
-		total, healthy, goTotal, goHealthy := len(ms.Members), 0, 0, 0
-		for _, m := range ms.Members {
-			ok := m.Healthy != nil && *m.Healthy
-			if ok {
-				healthy++
-			}
-			if memberOf(m, gone) != nil {
-				goTotal++
-				if ok {
-					goHealthy++
-				}
-			}
-		}
-		after, upAfter := total-goTotal, healthy-goHealthy
-		quorum, _ := inspect.EtcdQuorum(after, upAfter)
-		msg := fmt.Sprintf("etcd has %d members, %d healthy; after the removal %d members with %d healthy, and %d are needed for quorum", total, healthy, after, upAfter, quorum)
+		msg, ok := quorumAfter(ms, gone)
 		r.o.Logf("  %s", msg)
-		if upAfter < quorum {
+		if !ok {
 			if !force {
 				return fmt.Errorf("%s: etcd would stop answering, and the API with it; nothing was changed (bring members back first, or --force to remove anyway and then restore etcd from a snapshot)", msg)
 			}
@@ -251,6 +236,27 @@ func (r *run) checkRemoval(ctx context.Context, gone []*leaving, force bool) err
 		}
 	}
 	return nil
+}
+
+// quorumAfter says what removing gone's members leaves etcd, and whether
+// that keeps its quorum: as many healthy members as a majority of the rest.
+func quorumAfter(ms *inspect.EtcdMembership, gone []*leaving) (string, bool) {
+	total, healthy, goTotal, goHealthy := len(ms.Members), 0, 0, 0
+	for _, m := range ms.Members {
+		ok := m.Healthy != nil && *m.Healthy
+		if ok {
+			healthy++
+		}
+		if memberOf(m, gone) != nil {
+			goTotal++
+			if ok {
+				goHealthy++
+			}
+		}
+	}
+	after, upAfter := total-goTotal, healthy-goHealthy
+	quorum, _ := inspect.EtcdQuorum(after, upAfter)
+	return fmt.Sprintf("etcd has %d members, %d healthy; after the removal %d members with %d healthy, and %d are needed for quorum", total, healthy, after, upAfter, quorum), upAfter >= quorum
 }
 
 func names(gone []*leaving) []string {
@@ -317,9 +323,10 @@ func (r *run) drain(ctx context.Context, gone []*leaving, timeout time.Duration)
 }
 
 // reset runs kubeadm reset on each host that goes and answers; a control
-// plane's keepalived and HAProxy stop first, so that the VIP moves to a
-// control plane that stays while this API server still answers.
-func (r *run) reset(ctx context.Context, gone []*leaving) error {
+// plane's quorum arithmetic is done again first (unless force), then its
+// keepalived and HAProxy stop, so that the VIP moves to a control plane that
+// stays while this API server still answers.
+func (r *run) reset(ctx context.Context, gone []*leaving, force bool) error {
 	for _, l := range gone {
 		t0 := time.Now()
 		if l.conn == nil {
@@ -330,6 +337,16 @@ func (r *run) reset(ctx context.Context, gone []*leaving) error {
 			return err
 		}
 		var did []string
+		if isControlPlane(l.host) && !force {
+			// Again, just before: a member may have gone down since check.
+			ms, err := r.etcdMembership(ctx)
+			if err != nil {
+				return fmt.Errorf("reading etcd's members again before the reset of %s: %w", l.host.Name, err)
+			}
+			if msg, ok := quorumAfter(ms, []*leaving{l}); !ok {
+				return fmt.Errorf("%s: etcd would stop answering; %s was drained but not reset (kubectl uncordon %s undoes the drain)", msg, l.host.Name, l.host.Name)
+			}
+		}
 		if isControlPlane(l.host) {
 			if _, err := l.conn.Output(ctx, "systemctl disable -q --now keepalived 2>/dev/null; systemctl disable -q --now haproxy 2>/dev/null; true", true); err != nil {
 				return err
