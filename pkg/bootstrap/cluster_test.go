@@ -2,6 +2,15 @@ package bootstrap_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -113,4 +122,141 @@ func TestProbeUnpullableImage(t *testing.T) {
 	if took > 60*time.Second {
 		t.Errorf("took %s: an unpullable image should fail fast, not wait out --probe-timeout", took)
 	}
+}
+
+// Each API server's own certificate is checked and named: cp-2's replaced
+// by one that expires tomorrow is reported for cp-2 alone.
+func TestAPIServerCertificates(t *testing.T) {
+	if bed == nil {
+		t.Skip("no node bed")
+	}
+	kc := adminKubeconfig(t)
+	ctx := context.Background()
+	cp2 := bed.Host("cp-2")
+	read := func(p string) []byte {
+		t.Helper()
+		out, err := cp2.Exec(ctx, "cat", p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		return []byte(out)
+	}
+	caCert, caKey := read("/etc/kubernetes/pki/ca.crt"), read("/etc/kubernetes/pki/ca.key")
+	serverKey := read("/etc/kubernetes/pki/apiserver.key")
+	bad, err := signServing(caCert, caKey, serverKey, "cp-2", []string{cp2.Address.String(), bed.VIP.String()}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const crt = "/etc/kubernetes/pki/apiserver.crt"
+	restartAPIServer := func() {
+		t.Helper()
+		if out, err := cp2.Exec(ctx, "sh", "-c", "crictl stop $(crictl ps -q --name '^kube-apiserver$') >/dev/null"); err != nil {
+			t.Fatalf("restart kube-apiserver on cp-2: %v %s", err, out)
+		}
+	}
+	if out, err := cp2.Exec(ctx, "sh", "-c", "cp -p "+crt+" "+crt+".test && echo "+base64.StdEncoding.EncodeToString(bad)+" | base64 -d > "+crt); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if out, err := cp2.Exec(ctx, "mv", crt+".test", crt); err != nil {
+				t.Errorf("%v %s", err, out)
+			}
+			restartAPIServer()
+		}
+	}
+	defer restore()
+	restartAPIServer()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := inspect.NewSource(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reasons that name a certificate, until cp-2's new one is seen.
+	certReasons := func() []string {
+		rep, err := inspect.Inspect(ctx, src, inspect.AnalyzeOptions{})
+		if err != nil {
+			return []string{err.Error()}
+		}
+		var out []string
+		for _, r := range rep.Reasons {
+			if strings.Contains(r, "certificate") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	var got []string
+	for t0 := time.Now(); time.Since(t0) < 2*time.Minute; time.Sleep(3 * time.Second) {
+		if got = certReasons(); strings.Contains(strings.Join(got, " "), "expires in 0 days") {
+			break
+		}
+	}
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, "kube-apiserver on cp-2") || !strings.Contains(all, "expires in 0 days") || strings.Contains(all, "on cp-1") || strings.Contains(all, "on cp-3") {
+		t.Errorf("inspect with cp-2's certificate expiring tomorrow: want the finding for cp-2 only:\n%s", all)
+	}
+	restore()
+	for t0 := time.Now(); time.Since(t0) < 2*time.Minute; time.Sleep(3 * time.Second) {
+		if got = certReasons(); len(got) == 0 {
+			return
+		}
+	}
+	t.Errorf("certificate findings after the restore: %q", got)
+}
+
+// signServing is an API server certificate for node at addrs, signed by the
+// cluster's CA with the server's own key, valid for life.
+func signServing(caPEM, caKeyPEM, keyPEM []byte, node string, addrs []string, life time.Duration) ([]byte, error) {
+	cb, _ := pem.Decode(caPEM)
+	kb, _ := pem.Decode(caKeyPEM)
+	sb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil || sb == nil {
+		return nil, errors.New("not PEM")
+	}
+	ca, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := parseKey(kb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseKey(sb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(life),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{node, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		IPAddresses:  []net.IP{net.ParseIP("10.96.0.1")},
+	}
+	for _, a := range addrs {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(a))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.(crypto.Signer).Public(), caKey)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+func parseKey(der []byte) (any, error) {
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return k, nil
+	}
+	return x509.ParseECPrivateKey(der)
 }

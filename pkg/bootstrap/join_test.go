@@ -339,6 +339,11 @@ func TestRemove(t *testing.T) {
 	if out, err := cp2.Exec(ctx, "sh", "-c", "cd /etc/kubernetes/pki/etcd && for i in $(seq 120); do curl -s -m 2 --cacert ca.crt --cert healthcheck-client.crt --key healthcheck-client.key https://127.0.0.1:2379/health | grep -q '\"health\":\"true\"' && exit 0; sleep 1; done; exit 1"); err != nil {
 		t.Fatalf("etcd on cp-2 does not come back: %v %s", err, out)
 	}
+	// Kubelets whose requests went to cp-2's API server (no etcd behind it)
+	// missed their status updates: Ready again before the next removals.
+	if out, err := kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=3m"); err != nil {
+		t.Fatalf("nodes after etcd came back on cp-2: %v %s", err, out)
+	}
 	if after, _ := os.ReadFile(file); string(after) != string(before) {
 		t.Error("the refused removal changed the cluster file")
 	}
