@@ -11,7 +11,7 @@ package bootstrap
 //	               must leave etcd its quorum (unless Force), and the last
 //	               control plane never goes; DryRun stops here with the plan
 //	drain          cordon, then evictions that respect PodDisruptionBudgets
-//	               (skipped for a node that is not Ready: its Pods go with it)
+//	               (skipped for a dead host's NotReady node: its Pods go with it)
 //	reset          on a host that answers: keepalived and HAProxy stopped (the
 //	               VIP moves away first), kubeadm reset (a control plane's
 //	               reset removes its own etcd member)
@@ -200,8 +200,8 @@ func (r *run) checkRemoval(ctx context.Context, gone []*leaving, force bool) err
 		switch {
 		case l.node == nil:
 			add("node", "no Node of that name: nothing to drain or delete")
-		case !nodeIsReady(l.node):
-			add("drain", "skipped: the node is not Ready (its Pods go with the Node)")
+		case !drainable(l):
+			add("drain", "skipped: the host does not answer and its node is not Ready (its Pods go with the Node)")
 		default:
 			add("drain", "cordon and drain (PodDisruptionBudgets respected)")
 		}
@@ -278,6 +278,10 @@ func memberOf(m inspect.EtcdMember, gone []*leaving) *leaving {
 	return nil
 }
 
+// drainable: the node's Pods can be evicted: its host answers, or its
+// node is Ready. A dead host's Pods go with its Node.
+func drainable(l *leaving) bool { return l.conn != nil || nodeIsReady(l.node) }
+
 func nodeIsReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -287,7 +291,8 @@ func nodeIsReady(n *corev1.Node) bool {
 	return false
 }
 
-// drain cordons and drains each Ready node that goes, as kubectl drain
+// drain cordons and drains each node that goes (unless its host is dead and
+// the node NotReady), as kubectl drain
 // --ignore-daemonsets --delete-emptydir-data --force does: through the
 // eviction API, so PodDisruptionBudgets hold.
 func (r *run) drain(ctx context.Context, gone []*leaving, timeout time.Duration) error {
@@ -297,13 +302,15 @@ func (r *run) drain(ctx context.Context, gone []*leaving, timeout time.Duration)
 	}
 	for _, l := range gone {
 		t0 := time.Now()
-		if l.node == nil || !nodeIsReady(l.node) {
-			r.record(PhaseResult{Phase: "drain", Host: l.host.Name, Detail: "skipped: no Ready Node"})
+		if l.node == nil || !drainable(l) {
+			r.record(PhaseResult{Phase: "drain", Host: l.host.Name, Detail: "skipped: no Node, or a dead host's NotReady one"})
 			continue
 		}
 		evicted := 0
+		// A Pod whose deletion is older than 20 s is not waited for: its
+		// kubelet is not there to finish it (a NotReady node).
 		h := &drain.Helper{Ctx: ctx, Client: cs, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
-			GracePeriodSeconds: -1, Timeout: timeout, Out: io.Discard, ErrOut: io.Discard,
+			GracePeriodSeconds: -1, Timeout: timeout, SkipWaitForDeleteTimeoutSeconds: 20, Out: io.Discard, ErrOut: io.Discard,
 			OnPodDeletionOrEvictionFinished: func(p *corev1.Pod, _ bool, err error) {
 				if err == nil {
 					evicted++
