@@ -198,6 +198,7 @@ func TestAPIServerCertificates(t *testing.T) {
 		}
 	}
 	all := strings.Join(got, "\n")
+	t.Logf("inspect with cp-2's certificate replaced:\n%s", all)
 	if !strings.Contains(all, "kube-apiserver on cp-2") || !strings.Contains(all, "expires in 0 days") || strings.Contains(all, "on cp-1") || strings.Contains(all, "on cp-3") {
 		t.Errorf("inspect with cp-2's certificate expiring tomorrow: want the finding for cp-2 only:\n%s", all)
 	}
