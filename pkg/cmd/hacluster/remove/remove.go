@@ -58,6 +58,21 @@ the plan and changes nothing.`,
 		Example: `  kubectl hacluster remove worker-2 -f cluster.yaml --dry-run
   kubectl hacluster remove worker-2 -f cluster.yaml
   kubectl hacluster remove cp-3 -f cluster.yaml           # cp-3 dead or alive`,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			// The hosts of the cluster file not named yet.
+			f, _ := cmd.Flags().GetString("filename")
+			c, err := inventory.Load(f)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, h := range c.Spec.Hosts {
+				if !slices.Contains(args, h.Name) {
+					names = append(names, h.Name)
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Nodes = args
 			if err := o.Complete(); err != nil {

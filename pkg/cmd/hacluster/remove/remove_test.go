@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
@@ -50,5 +51,25 @@ func TestBadArguments(t *testing.T) {
 		if b, _ := os.ReadFile(p); string(b) != file {
 			t.Errorf("%v changed the file:\n%s", tc.args, b)
 		}
+	}
+}
+
+// NODE completes from the cluster file's hosts.
+func TestCompletion(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := NewCmd(factory.ForKubeconfig("", "", genericiooptions.IOStreams{Out: &out, ErrOut: &out}))
+	root := &cobra.Command{Use: "kubectl-hacluster"}
+	root.AddCommand(cmd)
+	root.SetOut(&out)
+	root.SetArgs([]string{cobra.ShellCompRequestCmd, "remove", "cp-1", "-f", p, ""})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, "w-1\n") || strings.Contains(got, "cp-1\n") {
+		t.Errorf("completion: %q", got)
 	}
 }
