@@ -115,7 +115,15 @@ func workload(t *testing.T, kubectl, kubeconfig string) {
 			t.Errorf("%s on %s -> %s on %s: %v %s", p[0], p[2], other[0], other[2], err, got)
 		}
 	}
-	got, err := k("", "exec", pods[0][0], "--", "/netcheck", "get", "http://netcheck.default.svc.cluster.local/")
+	// kube-proxy rejects the Service's address until its endpoints reach it,
+	// a moment after the rollout.
+	got, err := "", error(nil)
+	for t0 := time.Now(); ; time.Sleep(time.Second) {
+		got, err = k("", "exec", pods[0][0], "--", "/netcheck", "get", "http://netcheck.default.svc.cluster.local/")
+		if err == nil && strings.Contains(got, "netcheck netcheck-") || time.Since(t0) > 30*time.Second {
+			break
+		}
+	}
 	if err != nil || !strings.Contains(got, "netcheck netcheck-") {
 		t.Errorf("the Service through DNS: %v %s", err, got)
 	}
