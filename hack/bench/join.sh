@@ -24,7 +24,12 @@ NB=(go run ./hack/nodebed --dir "$D" --id benchjoin)
 . "$ROOT/hack/bench/hand-prep.bash"
 log() { printf '[bench %(%T)T] %s\n' -1 "$*" >&2; }
 down() { "${NB[@]}" down >/dev/null 2>&1 || true; }
-trap 'down; rm -rf "$W"' EXIT
+# Eight kubelets and containerds on one kernel need more inotify instances
+# than its default 128 (the seventh kubelet fails with "inotify_init: too
+# many open files"): raised for the run, put back at the end.
+INOTIFY=$(cat /proc/sys/fs/inotify/max_user_instances)
+[ "$INOTIFY" -ge 1024 ] || sysctl -qw fs.inotify.max_user_instances=1024
+trap 'down; rm -rf "$W"; sysctl -qw fs.inotify.max_user_instances="$INOTIFY"' EXIT
 [ -x "$BIN" ] || { echo "no $BIN: run make build" >&2; exit 1; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
