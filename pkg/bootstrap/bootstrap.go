@@ -154,6 +154,9 @@ type run struct {
 	joining []inventory.Host
 	// etcdMembers is what verify's inspect counted.
 	etcdMembers int
+	// tolerate are inspect checks whose warnings verify accepts (join and
+	// remove: an even etcd size, reported as a warning of the run).
+	tolerate []string
 }
 
 func (r *run) stateDir() string {
