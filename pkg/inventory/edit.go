@@ -14,16 +14,9 @@ import (
 // is appended as a one-line entry. The result is parsed again (Parse) so
 // that a file this returns is always valid.
 func SetHosts(path string, data []byte, hosts []Host) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, fmt.Errorf("%s: not one YAML document", path)
-	}
-	list := mapValue(mapValue(doc.Content[0], "spec"), "hosts")
-	if list == nil || list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%s: no spec.hosts list", path)
+	doc, list, err := hostsList(path, data)
+	if err != nil {
+		return nil, err
 	}
 	for _, h := range hosts {
 		var entry *yaml.Node
@@ -49,7 +42,7 @@ func SetHosts(path string, data []byte, hosts []Host) ([]byte, error) {
 		}
 		setNode(entry, "roles", roles)
 	}
-	return encode(path, &doc)
+	return encode(path, doc)
 }
 
 func mapValue(m *yaml.Node, key string) *yaml.Node {
@@ -91,16 +84,9 @@ func deleteKey(m *yaml.Node, key string) {
 // spec.hosts (the rest, comments included, stays), parsed again to be sure
 // it is valid.
 func RemoveHosts(path string, data []byte, names []string) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, fmt.Errorf("%s: not one YAML document", path)
-	}
-	list := mapValue(mapValue(doc.Content[0], "spec"), "hosts")
-	if list == nil || list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%s: no spec.hosts list", path)
+	doc, list, err := hostsList(path, data)
+	if err != nil {
+		return nil, err
 	}
 	kept := list.Content[:0]
 	for _, e := range list.Content {
@@ -109,7 +95,7 @@ func RemoveHosts(path string, data []byte, names []string) ([]byte, error) {
 		}
 	}
 	list.Content = kept
-	return encode(path, &doc)
+	return encode(path, doc)
 }
 
 func encode(path string, doc *yaml.Node) ([]byte, error) {
@@ -123,4 +109,20 @@ func encode(path string, doc *yaml.Node) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// hostsList parses a cluster file and finds its spec.hosts sequence.
+func hostsList(path string, data []byte) (*yaml.Node, *yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil, nil, fmt.Errorf("%s: not one YAML document", path)
+	}
+	list := mapValue(mapValue(doc.Content[0], "spec"), "hosts")
+	if list == nil || list.Kind != yaml.SequenceNode {
+		return nil, nil, fmt.Errorf("%s: no spec.hosts list", path)
+	}
+	return &doc, list, nil
 }
