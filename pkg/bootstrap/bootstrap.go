@@ -76,6 +76,9 @@ type Options struct {
 	// per host the files each phase would write as diffs against the
 	// host's, and the other changes; nothing is changed or written.
 	DryRun bool
+	// ClusterFile is the path of the cluster file, recorded in the state
+	// directory by the kubeconfig phase (ClusterFilePointer).
+	ClusterFile string
 	// VerifyTimeout bounds the wait for inspect's Healthy verdict (default 5m).
 	VerifyTimeout time.Duration
 }
@@ -163,9 +166,20 @@ func (r *run) stateDir() string {
 	if r.o.StateDir != "" {
 		return r.o.StateDir
 	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "state", "hacluster", r.c.Metadata.Name)
+	return DefaultStateDir(r.c.Metadata.Name)
 }
+
+// DefaultStateDir is where a cluster's state goes without Options.StateDir:
+// ~/.local/state/hacluster/<name>.
+func DefaultStateDir(name string) string {
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "hacluster", name)
+}
+
+// ClusterFilePointer, in the state directory, holds the absolute path of the
+// cluster file bootstrap ran on (Options.ClusterFile): the commands that take
+// -f find it from the kubeconfig context hacluster-<name> when no file is given.
+const ClusterFilePointer = "cluster-file"
 
 // Phases are the phase names, in order (Options.Until takes one).
 var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "kubeconfig", "verify"}

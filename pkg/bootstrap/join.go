@@ -84,9 +84,6 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 	if r.o.Logf == nil {
 		r.o.Logf = func(string, ...any) {}
 	}
-	if r.o.DryRun {
-		return nil, errors.New("join has no dry run yet: kubectl hacluster bootstrap --dry-run on the file with the new hosts shows their plan")
-	}
 	t0 := time.Now()
 	defer func() { r.res.Duration = time.Since(t0) }()
 	defer func() {
@@ -94,18 +91,33 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 			r.fleet.Close()
 		}
 	}()
+	var stale []staleState
+	members := step{"members", func(ctx context.Context) (err error) {
+		stale, err = r.checkStale(ctx, o.Replace || r.o.DryRun)
+		return err
+	}}
+	if r.o.DryRun {
+		// Read-only, as bootstrap's: no journal, no download, no Commit.
+		err := r.sequence(ctx,
+			step{"connect", r.connect},
+			step{"facts", r.gatherFacts},
+			step{"preflight", r.preflight},
+			members,
+			step{"plan", func(ctx context.Context) error { return r.planJoin(ctx, stale, o.Replace) }},
+		)
+		return &r.res, err
+	}
 	var err error
 	if r.journal, err = openJournal(r.stateDir(), t0); err != nil {
 		return nil, err
 	}
 	defer r.journal.close()
 	r.res.Journal = r.journal.path
-	var stale []staleState
 	err = r.sequence(ctx,
 		step{"connect", r.connect},
 		step{"facts", r.gatherFacts},
 		step{"preflight", r.preflight},
-		step{"members", func(ctx context.Context) (err error) { stale, err = r.checkStale(ctx, o.Replace); return err }},
+		members,
 		step{"inventory", func(context.Context) error { return commit(o.Commit) }},
 		step{"replace", func(ctx context.Context) error { return r.removeStale(ctx, "replace", stale) }},
 		step{"download", r.download},
@@ -199,6 +211,58 @@ func (r *run) checkStale(ctx context.Context, replace bool) ([]staleState, error
 	}
 	r.record(PhaseResult{Phase: "members", Detail: fmt.Sprintf("%d stale Node(s) or etcd member(s)", len(stale))})
 	return stale, nil
+}
+
+// planJoin is join's dry run: the new hosts' plan as bootstrap's, the
+// running control planes' load-balancer files when a control plane joins,
+// and the stale state --replace would remove (or that stops the join
+// without it).
+func (r *run) planJoin(ctx context.Context, stale []staleState, replace bool) error {
+	hosts := slices.Clone(r.joining)
+	cpJoins := slices.ContainsFunc(r.joining, isControlPlane)
+	if cpJoins && r.c.Spec.ControlPlaneEndpoint.VIP != "" {
+		for _, cp := range r.c.ControlPlanes() {
+			if !r.isJoining(cp.Name) {
+				hosts = append(hosts, cp)
+			}
+		}
+	}
+	plans, err := r.planHosts(ctx, hosts)
+	if err != nil {
+		return err
+	}
+	for i := range plans {
+		if r.isJoining(plans[i].Host) {
+			var pre []Action
+			for _, s := range stale {
+				if s.host != plans[i].Host {
+					continue
+				}
+				var what string
+				switch {
+				case !replace:
+					what = "REFUSED without --replace: " + s.String() + " already exists"
+				case s.member != nil && s.via.Pod == "etcd-"+s.member.Name:
+					what = "REFUSED: " + s.String() + " answers in its own Pod: the host still runs"
+				case s.member != nil:
+					what = "remove the stale " + s.String() + " through " + s.via.Pod
+				default:
+					what = "delete the stale Node " + s.node
+				}
+				if strings.HasPrefix(what, "REFUSED") {
+					r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s: %s (the join would stop at members)", s.host, what))
+				}
+				pre = append(pre, Action{Phase: "replace", What: what})
+			}
+			plans[i].Actions = append(pre, plans[i].Actions...)
+			continue
+		}
+		// A running control plane: join changes its load balancer only.
+		plans[i].Actions = slices.DeleteFunc(plans[i].Actions, func(a Action) bool { return a.Phase != "load-balancer" })
+		plans[i].Files = slices.DeleteFunc(plans[i].Files, func(f FileDiff) bool { return f.Phase != "load-balancer" })
+	}
+	r.res.Plan = plans
+	return nil
 }
 
 // etcdMembership is etcd's member list, read with etcdctl in an etcd Pod.

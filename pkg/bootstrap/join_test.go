@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,10 @@ func watchArgv(t *testing.T, hosts []*nodebed.Host) func() []string {
 	}
 }
 
+func hasAction(p bootstrap.HostPlan, phase, what string) bool {
+	return slices.ContainsFunc(p.Actions, func(a bootstrap.Action) bool { return a.Phase == phase && a.What == what })
+}
+
 // grown is the cluster file the joins rewrite, shared by the tests below.
 var grown string
 
@@ -130,12 +135,23 @@ func TestJoinWorker(t *testing.T) {
 	if _, stderr, err, _ := joinCLI(t, file, nil, "worker-1="+w.Address.String()); err == nil || !strings.Contains(stderr, "Node worker-1 already exists") {
 		t.Errorf("want a refusal for the Node worker-1 in use: %v", err)
 	}
+	// --dry-run: the plan for the new host, the stale Node named; nothing
+	// written (the checks below cover the file and the hosts).
+	res, _, err, _ := joinCLI(t, file, nil, "worker-2="+w.Address.String(), "--dry-run")
+	if err != nil || len(res.Plan) != 1 || res.Plan[0].Host != "worker-2" || !hasAction(res.Plan[0], "join-workers", "kubeadm join (worker)") ||
+		!slices.ContainsFunc(res.Plan[0].Files, func(f bootstrap.FileDiff) bool { return f.Path == "/etc/containerd/config.toml" && f.New }) {
+		t.Errorf("join --dry-run of worker-2: %v, plan %+v", err, res.Plan)
+	}
+	if res, _, err, _ := joinCLI(t, file, nil, "worker-1="+w.Address.String(), "--dry-run"); err != nil || len(res.Plan) != 1 ||
+		!hasAction(res.Plan[0], "replace", "REFUSED without --replace: Node worker-1 already exists") || len(res.Warnings) != 1 {
+		t.Errorf("join --dry-run under worker-1's name: %v, plan %+v, warnings %q", err, res.Plan, res.Warnings)
+	}
 	if b, _ := os.ReadFile(file); string(b) != clusterDoc(nodebed.SudoUser) {
-		t.Errorf("a refused join changed the cluster file:\n%s", b)
+		t.Errorf("a refused join or a dry run changed the cluster file:\n%s", b)
 	}
 	for _, h := range []*nodebed.Host{clone, w} {
 		if out, _ := h.Exec(ctx, "sh", "-c", "ls /etc/containerd /usr/bin/kubelet 2>/dev/null; true"); strings.TrimSpace(out) != "" {
-			t.Errorf("a refused join changed %s: %s", h.Name, out)
+			t.Errorf("a refused join or a dry run changed %s: %s", h.Name, out)
 		}
 	}
 	res, stderr, err, leaks := joinCLI(t, file, []*nodebed.Host{w, bed.Host("cp-1")}, "worker-2="+w.Address.String())

@@ -590,6 +590,19 @@ func (r *run) kubeconfig(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.o.ClusterFile != "" {
+		abs, err := filepath.Abs(r.o.ClusterFile)
+		if err != nil {
+			return err
+		}
+		ptr := filepath.Join(r.stateDir(), ClusterFilePointer)
+		if have, _ := os.ReadFile(ptr); string(have) != abs+"\n" {
+			if err := fileutil.WriteAtomic(ptr, []byte(abs+"\n"), 0o600); err != nil {
+				return err
+			}
+			changed = true
+		}
+	}
 	r.adminConf = b
 	r.res.Kubeconfig = p
 	r.record(PhaseResult{Phase: "kubeconfig", Changed: changed, Detail: p, Duration: time.Since(t0)})

@@ -45,8 +45,12 @@ type FileDiff struct {
 // diffs against the host's, and the other changes it would make, judged
 // from the facts and the same state checks the phases make. An older
 // keepalived.conf's VRRP password is masked in its diff.
-func (r *run) plan(ctx context.Context) error {
-	hosts := r.c.Spec.Hosts
+func (r *run) plan(ctx context.Context) (err error) {
+	r.res.Plan, err = r.planHosts(ctx, r.c.Spec.Hosts)
+	return err
+}
+
+func (r *run) planHosts(ctx context.Context, hosts []inventory.Host) ([]HostPlan, error) {
 	plans := make([]HostPlan, len(hosts))
 	errs := make([]error, len(hosts))
 	var wg sync.WaitGroup
@@ -56,11 +60,10 @@ func (r *run) plan(ctx context.Context) error {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return fmt.Errorf("%s: %w", hosts[i].Name, err)
+			return nil, fmt.Errorf("%s: %w", hosts[i].Name, err)
 		}
 	}
-	r.res.Plan = plans
-	return nil
+	return plans, nil
 }
 
 func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (HostPlan, error) {
@@ -171,9 +174,8 @@ func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f 
 		act("runtime", "install the CNI plugins %s into /opt/cni/bin", a.CNIPlugins)
 	}
 	// kubeadm.
-	first := r.c.ControlPlanes()[0]
 	switch {
-	case h.Name == first.Name:
+	case h.Name == r.first:
 		switch r.initState(ctx, c) {
 		case absent:
 			act("init", "kubeadm init --upload-certs (controlPlaneEndpoint %s)", r.c.Endpoint())

@@ -10,7 +10,8 @@ import (
 
 // SetHosts returns the cluster file data with hosts in spec.hosts: a host
 // whose name is already there gets its address, internal address and roles
-// replaced in its entry (its other fields and the comments stay); a new one
+// replaced in its entry (and its ssh when the host has one; its other fields
+// and the comments stay); a new one
 // is appended as a one-line entry. The result is parsed again (Parse) so
 // that a file this returns is always valid.
 func SetHosts(path string, data []byte, hosts []Host) ([]byte, error) {
@@ -41,6 +42,14 @@ func SetHosts(path string, data []byte, hosts []Host) ([]byte, error) {
 			roles.Content = append(roles.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: r})
 		}
 		setNode(entry, "roles", roles)
+		if h.SSH != nil {
+			var ssh yaml.Node
+			if err := ssh.Encode(h.SSH); err != nil {
+				return nil, err
+			}
+			ssh.Style = yaml.FlowStyle
+			setNode(entry, "ssh", &ssh)
+		}
 	}
 	return encode(path, doc)
 }

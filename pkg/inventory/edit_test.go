@@ -31,6 +31,11 @@ func TestSetHosts(t *testing.T) {
 	if len(c.Spec.Hosts) != 3 || c.Spec.Hosts[1].Address != "10.0.0.31" || c.Spec.Hosts[1].SSH == nil || c.Spec.Hosts[2].Name != "w-2" {
 		t.Errorf("hosts after: %+v", c.Spec.Hosts)
 	}
+	// A new host with its own SSH login.
+	out, err = inventory.SetHosts("cluster.yaml", []byte(in), []inventory.Host{{Name: "w-4", Address: "10.0.0.24", Roles: []string{"worker"}, SSH: &inventory.SSH{User: "ops", Port: 2222, KeyFile: "~/.ssh/w4"}}})
+	if err != nil || !strings.Contains(string(out), "{name: w-4, address: 10.0.0.24, roles: [worker], ssh: {user: ops, port: 2222, keyFile: ~/.ssh/w4}}") {
+		t.Errorf("a host with ssh: %v\n%s", err, out)
+	}
 	// A host that makes the file invalid is refused: the same address twice.
 	if _, err := inventory.SetHosts("cluster.yaml", []byte(in), []inventory.Host{{Name: "w-3", Address: "10.0.0.21", Roles: []string{"worker"}}}); err == nil {
 		t.Error("a duplicate address was accepted")

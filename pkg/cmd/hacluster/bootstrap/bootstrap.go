@@ -143,6 +143,7 @@ func (o *Options) Run(ctx context.Context) error {
 		IgnorePreflightErrors: o.Ignore,
 		Artifacts:             &artifacts.Store{Dir: cache},
 		StateDir:              o.StateDir,
+		ClusterFile:           o.File,
 		Until:                 o.Until,
 		Logf:                  clusterfile.Logf(o.ErrOut),
 	})
@@ -151,44 +152,11 @@ func (o *Options) Run(ctx context.Context) error {
 			err = perr
 		}
 	} else if res != nil && o.DryRun {
-		o.printPlan(res)
+		clusterfile.PrintPlan(o.Out, res)
 	} else if res != nil {
 		o.summary(res)
 	}
 	return err
-}
-
-// printPlan prints a dry run: what each host would get, then the diffs.
-func (o *Options) printPlan(res *core.Result) {
-	var rows [][]string
-	for _, hp := range res.Plan {
-		for _, a := range hp.Actions {
-			rows = append(rows, []string{hp.Host, a.Phase, a.What})
-		}
-		for _, f := range hp.Files {
-			if f.Diff == "" {
-				continue
-			}
-			what := "change " + f.Path
-			if f.New {
-				what = "write " + f.Path
-			}
-			rows = append(rows, []string{hp.Host, f.Phase, what})
-		}
-	}
-	if len(rows) == 0 {
-		fmt.Fprintf(o.Out, "Nothing to do: every host is as the cluster file says (dry run, %s).\n", res.Duration.Round(time.Millisecond))
-		return
-	}
-	_ = output.RenderTable(o.Out, []string{"HOST", "PHASE", "WOULD"}, rows)
-	for _, hp := range res.Plan {
-		for _, f := range hp.Files {
-			if f.Diff != "" {
-				fmt.Fprintf(o.Out, "\n# %s: %s\n%s", hp.Host, f.Path, f.Diff)
-			}
-		}
-	}
-	fmt.Fprintf(o.Out, "\nDry run: nothing was changed (%s). Run without --dry-run to apply.\n", res.Duration.Round(time.Millisecond))
 }
 
 func (o *Options) summary(res *core.Result) {

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hacluster/hacluster/pkg/bootstrap"
 	"github.com/hacluster/hacluster/pkg/inventory"
@@ -28,11 +31,17 @@ type Flags struct {
 	// Set by Complete.
 	Format  output.Format
 	Cluster *inventory.Cluster
+	// FromContext is the kubeconfig context the file was found from (no
+	// -f given and no cluster.yaml here), "" otherwise.
+	FromContext string
+
+	flags *pflag.FlagSet
 }
 
 // Add registers the flags on cmd.
 func (f *Flags) Add(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.File, "filename", "f", "cluster.yaml", "Cluster file (apiVersion hacluster.io/v1alpha1, kind Cluster)")
+	f.flags = cmd.Flags()
+	cmd.Flags().StringVarP(&f.File, "filename", "f", DefaultFile, "Cluster file (apiVersion hacluster.io/v1alpha1, kind Cluster); without -f and without ./cluster.yaml, the file bootstrap ran on for the current kubeconfig context")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	cmd.Flags().BoolVar(&f.AcceptNewHostKeys, "accept-new-host-keys", false, "Trust host keys known_hosts does not list yet, and record them (a changed key is always refused)")
 	cmd.Flags().StringSliceVar(&f.Ignore, "ignore-preflight-errors", nil, "Preflight checks whose errors are reported as warnings (names as printed, or all)")
@@ -56,11 +65,56 @@ func (f *Flags) Complete(command string) error {
 	if f.Example {
 		return nil
 	}
+	hint := ""
+	if f.File == DefaultFile && (f.flags == nil || !f.flags.Changed("filename")) {
+		if _, err := os.Stat(f.File); os.IsNotExist(err) {
+			file, context, why := FromKubeconfig()
+			if file != "" {
+				f.File, f.FromContext = file, context
+			} else {
+				hint = " (" + why + ")"
+			}
+		}
+	}
 	f.Cluster, err = inventory.Load(f.File)
 	if os.IsNotExist(err) {
-		return fmt.Errorf("%s does not exist: write one (kubectl hacluster %s --example > %s) or pass -f", f.File, command, f.File)
+		return fmt.Errorf("%s does not exist%s: write one (kubectl hacluster %s --example > %s) or pass -f", f.File, hint, command, f.File)
 	}
 	return err
+}
+
+// Note says on w which file Complete took, when it came from the context.
+func (f *Flags) Note(w io.Writer) {
+	if f.FromContext != "" {
+		fmt.Fprintf(w, "Using %s, the cluster file bootstrap ran on for kubeconfig context %s (-f to choose another).\n", f.File, f.FromContext)
+	}
+}
+
+// DefaultFile is -f's default.
+const DefaultFile = "cluster.yaml"
+
+// FromKubeconfig finds the cluster file of the current kubeconfig context
+// when bootstrap wrote that context (hacluster-<name>) and recorded the file
+// in the default state directory; else it says why not.
+func FromKubeconfig() (file, context, why string) {
+	cfg, err := clientcmd.NewDefaultClientConfigLoadingRules().Load()
+	if err != nil {
+		return "", "", "the kubeconfig: " + err.Error()
+	}
+	context = cfg.CurrentContext
+	name, ok := strings.CutPrefix(context, "hacluster-")
+	if !ok || name == "" {
+		if context == "" {
+			return "", "", "and the kubeconfig has no current context"
+		}
+		return "", "", "and the current kubeconfig context " + context + " is not one bootstrap wrote"
+	}
+	ptr := filepath.Join(bootstrap.DefaultStateDir(name), bootstrap.ClusterFilePointer)
+	b, err := os.ReadFile(ptr)
+	if err != nil {
+		return "", "", "and " + ptr + " of context " + context + " is not readable: " + err.Error()
+	}
+	return strings.TrimSpace(string(b)), context, ""
 }
 
 // PrintExample writes the commented cluster file.
@@ -87,6 +141,39 @@ func PrintPhases(w io.Writer, phases []bootstrap.PhaseResult) {
 		rows = append(rows, []string{p.Phase, host, state, p.Duration.Round(time.Millisecond).String(), p.Detail})
 	}
 	_ = output.RenderTable(w, []string{"PHASE", "HOST", "RESULT", "TOOK", "DETAIL"}, rows)
+}
+
+// PrintPlan prints a dry run: what each host would get, then the diffs.
+func PrintPlan(w io.Writer, res *bootstrap.Result) {
+	var rows [][]string
+	for _, hp := range res.Plan {
+		for _, a := range hp.Actions {
+			rows = append(rows, []string{hp.Host, a.Phase, a.What})
+		}
+		for _, f := range hp.Files {
+			if f.Diff == "" {
+				continue
+			}
+			what := "change " + f.Path
+			if f.New {
+				what = "write " + f.Path
+			}
+			rows = append(rows, []string{hp.Host, f.Phase, what})
+		}
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(w, "Nothing to do: every host is as the cluster file says (dry run, %s).\n", res.Duration.Round(time.Millisecond))
+		return
+	}
+	_ = output.RenderTable(w, []string{"HOST", "PHASE", "WOULD"}, rows)
+	for _, hp := range res.Plan {
+		for _, f := range hp.Files {
+			if f.Diff != "" {
+				fmt.Fprintf(w, "\n# %s: %s\n%s", hp.Host, f.Path, f.Diff)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nDry run: nothing was changed (%s). Run without --dry-run to apply.\n", res.Duration.Round(time.Millisecond))
 }
 
 // Logf is the progress line printer of the commands: a time, then the line.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -31,9 +32,13 @@ type Options struct {
 	ControlPlane bool
 	Replace      bool
 	Print        bool
+	DryRun       bool
 	TTL          time.Duration
 	StateDir     string
 	CacheDir     string
+	// SSH is how to log in to the new hosts given as NAME=ADDRESS, when
+	// it is not the file's spec.ssh.
+	SSH inventory.SSH
 
 	// Set by Complete: the hosts as the file will list them, and the file's
 	// new content ("" when it lists them already).
@@ -68,13 +73,20 @@ A Node or etcd member that already has a new host's name or address (a dead
 control plane being replaced) stops the join before anything changes;
 --replace removes the stale etcd member and Node first.
 
+--dry-run connects read-only, runs facts, preflight and the stale-state check,
+and prints what each new host would get (files as diffs against the host's),
+what the running control planes' load balancers would get, and the cluster
+file's diff; it writes nothing.
+
 --print changes no host: it prints the kubeadm join command (and with
 --control-plane the variant with a fresh certificate key) for people who run
 kubeadm themselves, with the expiry of each secret. It prints secrets: it is
 the one place that does.`,
 		Example: `  kubectl hacluster join worker-2=192.168.1.22 -f cluster.yaml
   kubectl hacluster join cp-4=192.168.1.14 --control-plane -f cluster.yaml
+  kubectl hacluster join worker-3=192.168.1.23 --ssh-user admin --ssh-key ~/.ssh/worker3   # no -f: the file of the current hacluster-<name> context
   kubectl hacluster join cp-3=192.168.1.23 --control-plane --replace -f cluster.yaml   # cp-3 died
+  kubectl hacluster join worker-3=192.168.1.23 --dry-run -f cluster.yaml   # the plan; nothing changes
   kubectl hacluster join --print --control-plane -f cluster.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Hosts = args
@@ -94,7 +106,12 @@ the one place that does.`,
 	fl.BoolVar(&o.ControlPlane, "control-plane", false, "Join the new hosts as control planes (one at a time; HAProxy and keepalived updated on every control plane)")
 	fl.BoolVar(&o.Replace, "replace", false, "Remove a stale etcd member or Node with a new host's name or address first (a dead host replaced), instead of refusing")
 	fl.BoolVar(&o.Print, "print", false, "Change no host: print the kubeadm join command(s) with a fresh token (and, with --control-plane, a fresh certificate key)")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "Connect read-only, run facts, preflight and the stale-state check, and print what join would change on each host (files as diffs) and in the cluster file; change nothing")
 	fl.DurationVar(&o.TTL, "ttl", time.Hour, "With --print: how long the printed token lives")
+	fl.StringVar(&o.SSH.User, "ssh-user", "", "SSH user of the new hosts given as NAME=ADDRESS (default: the file's spec.ssh)")
+	fl.IntVar(&o.SSH.Port, "ssh-port", 0, "SSH port of the new hosts given as NAME=ADDRESS (default: the file's spec.ssh)")
+	fl.StringVar(&o.SSH.KeyFile, "ssh-key", "", "SSH private key file of the new hosts given as NAME=ADDRESS (default: the file's spec.ssh)")
+	_ = cmd.MarkFlagFilename("ssh-key")
 	fl.StringVar(&o.StateDir, "state-dir", "", "Where the journal goes (default ~/.local/state/hacluster/<name>)")
 	fl.StringVar(&o.CacheDir, "cache-dir", "", "Download cache (default ~/.cache/hacluster/artifacts)")
 	return cmd
@@ -119,6 +136,9 @@ func (o *Options) Complete() error {
 		}
 		o.names = append(o.names, name)
 		if !hasAddr {
+			if o.SSH != (inventory.SSH{}) {
+				return fmt.Errorf("%s: --ssh-user, --ssh-port and --ssh-key are for new hosts given as NAME=ADDRESS; %s lists %s with its own", name, o.File, name)
+			}
 			if i < 0 {
 				return fmt.Errorf("%s is not a host of %s: give its address as %s=ADDRESS", name, o.File, name)
 			}
@@ -130,6 +150,10 @@ func (o *Options) Complete() error {
 			continue
 		}
 		h := inventory.Host{Name: name, Address: addr, Roles: []string{role}}
+		if o.SSH != (inventory.SSH{}) {
+			ssh := o.SSH
+			h.SSH = &ssh
+		}
 		changed = append(changed, h)
 		o.hosts = append(o.hosts, h)
 	}
@@ -164,6 +188,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--ttl %s: at least 1m", o.TTL)
 	case o.Replace && o.Print:
 		return fmt.Errorf("--replace joins hosts: it does nothing with --print")
+	case o.DryRun && o.Print:
+		return fmt.Errorf("--print already changes no host: give one of --print and --dry-run")
 	}
 	return nil
 }
@@ -173,6 +199,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.Example {
 		return clusterfile.PrintExample(o.Out)
 	}
+	o.Note(o.ErrOut)
 	opts := core.Options{AcceptNewHostKeys: o.AcceptNewHostKeys, IgnorePreflightErrors: o.Ignore, StateDir: o.StateDir, Logf: clusterfile.Logf(o.ErrOut)}
 	if o.Print {
 		cmds, err := core.PrintJoin(ctx, o.cluster, opts, o.ControlPlane, o.TTL)
@@ -197,6 +224,26 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 	}
 	opts.Artifacts = &artifacts.Store{Dir: cache}
+	opts.DryRun = o.DryRun
+	if o.DryRun {
+		res, err := core.Join(ctx, o.cluster, core.JoinOptions{Options: opts, Hosts: o.names, Replace: o.Replace})
+		if res != nil && o.Format.Structured() {
+			if perr := output.Print(o.Out, o.Format, res); perr != nil && err == nil {
+				err = perr
+			}
+		} else if res != nil && err == nil {
+			if o.newFile != nil {
+				if err := o.printFileDiff(); err != nil {
+					return err
+				}
+			}
+			clusterfile.PrintPlan(o.Out, res)
+			for _, w := range res.Warnings {
+				fmt.Fprintf(o.Out, "Warning: %s\n", w)
+			}
+		}
+		return err
+	}
 	backup := ""
 	res, err := core.Join(ctx, o.cluster, core.JoinOptions{Options: opts, Hosts: o.names, Replace: o.Replace,
 		Commit: func() error {
@@ -227,4 +274,19 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// printFileDiff shows what the join would write into the cluster file.
+func (o *Options) printFileDiff() error {
+	old, err := os.ReadFile(o.File)
+	if err != nil {
+		return err
+	}
+	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(string(old)), B: difflib.SplitLines(string(o.newFile)),
+		FromFile: o.File + " (now)", ToFile: o.File + " (after the join)", Context: 2})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "# %s would be rewritten (the old one kept as a backup):\n%s\n", o.File, d)
+	return nil
 }

@@ -55,6 +55,8 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"w-2=10.0.0.22", "w-2=10.0.0.23"}, "named twice"},
 		{[]string{"w-2=10.0.0.22", "--print"}, "--print joins no host"},
 		{[]string{"--print", "--ttl", "10s"}, "--ttl"},
+		{[]string{"--print", "--dry-run"}, "give one of --print and --dry-run"},
+		{[]string{"w-1", "--ssh-user", "ops"}, "--ssh-user, --ssh-port and --ssh-key are for new hosts"},
 	} {
 		_, err := runCmd(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

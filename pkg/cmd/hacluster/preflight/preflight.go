@@ -99,6 +99,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.Example {
 		return clusterfile.PrintExample(o.Out)
 	}
+	o.Note(o.ErrOut)
 	t0 := time.Now()
 	logf := func(format string, args ...any) { fmt.Fprintf(o.ErrOut, format+"\n", args...) }
 	fl, err := fleet.Connect(ctx, o.Cluster, fleet.Options{AcceptNewHostKeys: o.AcceptNewHostKeys, Logf: logf})

@@ -133,6 +133,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.Example {
 		return clusterfile.PrintExample(o.Out)
 	}
+	o.Note(o.ErrOut)
 	backup := ""
 	res, err := core.Remove(ctx, o.Cluster, core.RemoveOptions{
 		Options: core.Options{AcceptNewHostKeys: o.AcceptNewHostKeys, StateDir: o.StateDir, DryRun: o.DryRun, Logf: clusterfile.Logf(o.ErrOut)},
