@@ -155,6 +155,8 @@ type run struct {
 	kubeConfig *rest.Config
 	// joining are the hosts Join adds (nil for bootstrap).
 	joining []inventory.Host
+	// dead are the running hosts a join goes on without (they do not answer SSH).
+	dead []string
 	// etcdMembers is what verify's inspect counted.
 	etcdMembers int
 	// tolerate are inspect checks whose warnings verify accepts (join and

@@ -30,6 +30,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,17 +93,17 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 		}
 	}()
 	var stale []staleState
-	members := step{"members", func(ctx context.Context) (err error) {
+	checkMembers := func(ctx context.Context) (err error) {
 		stale, err = r.checkStale(ctx, o.Replace || r.o.DryRun)
 		return err
-	}}
+	}
 	if r.o.DryRun {
 		// Read-only, as bootstrap's: no journal, no download, no Commit.
 		err := r.sequence(ctx,
-			step{"connect", r.connect},
+			step{"connect", r.connectJoin},
 			step{"facts", r.gatherFacts},
 			step{"preflight", r.preflight},
-			members,
+			step{"members", checkMembers},
 			step{"plan", func(ctx context.Context) error { return r.planJoin(ctx, stale, o.Replace) }},
 		)
 		return &r.res, err
@@ -114,10 +115,10 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 	defer r.journal.close()
 	r.res.Journal = r.journal.path
 	err = r.sequence(ctx,
-		step{"connect", r.connect},
+		step{"connect", r.connectJoin},
 		step{"facts", r.gatherFacts},
 		step{"preflight", r.preflight},
-		members,
+		step{"members", checkMembers},
 		step{"inventory", func(context.Context) error { return commit(o.Commit) }},
 		step{"replace", func(ctx context.Context) error { return r.removeStale(ctx, "replace", stale) }},
 		step{"download", r.download},
@@ -133,6 +134,94 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 	)
 	r.journal.finish(err, r.stopped)
 	return &r.res, err
+}
+
+// connectJoin connects to every host of the file. A running host that does
+// not answer SSH is left out of the run, with a warning, when the join can
+// do without it (deadHostsAllowed); the cross-host checks then skip it.
+func (r *run) connectJoin(ctx context.Context) error {
+	err := r.connect(ctx)
+	if err == nil {
+		return nil
+	}
+	dead := make([]bool, len(r.c.Spec.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range r.c.Spec.Hosts {
+		wg.Go(func() {
+			one := *r.c
+			one.Spec.Hosts = []inventory.Host{h}
+			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			fl, err := fleet.Connect(cctx, &one, fleet.Options{AcceptNewHostKeys: r.o.AcceptNewHostKeys})
+			if err != nil {
+				dead[i] = true
+				return
+			}
+			fl.Close()
+		})
+	}
+	wg.Wait()
+	var gone []string
+	alive := *r.c
+	alive.Spec.Hosts = nil
+	for i, h := range r.c.Spec.Hosts {
+		if dead[i] {
+			gone = append(gone, h.Name)
+		} else {
+			alive.Spec.Hosts = append(alive.Spec.Hosts, h)
+		}
+	}
+	if len(gone) == 0 {
+		return err // not a dead host: a key refused, a login failed
+	}
+	if perr := deadHostsAllowed(r.c, r.joining, gone); perr != nil {
+		return fmt.Errorf("%w (%v)", perr, strings.SplitN(err.Error(), "\n", 2)[0])
+	}
+	if slices.Contains(gone, r.first) {
+		for _, cp := range alive.ControlPlanes() {
+			if !r.isJoining(cp.Name) {
+				r.first = cp.Name
+				break
+			}
+		}
+	}
+	r.c, r.dead = &alive, gone
+	w := fmt.Sprintf("not answering SSH: %s; the join goes on without (the cross-host checks skip them, inspect's verdict is reported, not required)", strings.Join(gone, ", "))
+	r.res.Warnings = append(r.res.Warnings, w)
+	r.o.Logf("  warning: %s", w)
+	return r.connect(ctx)
+}
+
+// deadHostsAllowed says whether a join can go on with the hosts dead not
+// answering: never a host to join; never every running control plane; and
+// no dead control plane while a control plane joins (its load balancer
+// needs the new backend, and kubeadm's check-etcd refuses while an etcd
+// member is down).
+func deadHostsAllowed(c *inventory.Cluster, joining []inventory.Host, dead []string) error {
+	cpJoins := false
+	for _, h := range joining {
+		if slices.Contains(dead, h.Name) {
+			return fmt.Errorf("%s does not answer SSH at %s: a host to join must", h.Name, h.Address)
+		}
+		cpJoins = cpJoins || isControlPlane(h)
+	}
+	running := 0
+	for _, cp := range c.ControlPlanes() {
+		if slices.ContainsFunc(joining, func(h inventory.Host) bool { return h.Name == cp.Name }) {
+			continue
+		}
+		if !slices.Contains(dead, cp.Name) {
+			running++
+			continue
+		}
+		if cpJoins {
+			return fmt.Errorf("control plane %s does not answer SSH: a control plane joins only when all answer (every load balancer gets the new backend, and kubeadm refuses while an etcd member is down); replace it first (kubectl hacluster join %s=NEW-ADDRESS --control-plane --replace) or take it out (kubectl hacluster remove %s)", cp.Name, cp.Name, cp.Name)
+		}
+	}
+	if running == 0 {
+		return fmt.Errorf("no control plane of %s answers SSH", c.Metadata.Name)
+	}
+	return nil
 }
 
 func commit(fn func() error) error {
@@ -342,6 +431,10 @@ func (r *run) removeStale(ctx context.Context, phase string, stale []staleState)
 // their keepalived knows a new peer before that peer's keepalived starts
 // (unicast VRRP: a peer nobody sends adverts to takes the VIP).
 func (r *run) rollingLoadBalancer(ctx context.Context) error {
+	if !slices.ContainsFunc(r.joining, isControlPlane) {
+		r.record(PhaseResult{Phase: "load-balancer", Detail: "no control plane joins: the load balancers keep their backends"})
+		return nil
+	}
 	if r.c.Spec.ControlPlaneEndpoint.VIP == "" {
 		r.record(PhaseResult{Phase: "load-balancer", Detail: "external load balancer " + r.c.Spec.ControlPlaneEndpoint.LoadBalancer + ": add the new control planes to it yourself"})
 		return nil
@@ -403,6 +496,9 @@ func (r *run) joinNewWorkers(ctx context.Context) error {
 // verifyJoin is verify, and a warning for an even number of etcd members
 // (4 tolerate one failure, as 3 do, with one more member to lose).
 func (r *run) verifyJoin(ctx context.Context) error {
+	if len(r.dead) > 0 {
+		return r.verifyReported(ctx, strings.Join(r.dead, ", ")+" not answering")
+	}
 	if err := r.verify(ctx); err != nil {
 		return err
 	}

@@ -246,6 +246,12 @@ func TestJoinControlPlaneReplace(t *testing.T) {
 	if err != nil || !strings.Contains(rep.Etcd.Source, "etcdctl") || rep.Etcd.Members != 3 || rep.Etcd.ReadyMembers != 2 || rep.Etcd.ToleratesFailures != 0 {
 		t.Errorf("inspect with cp-3 dead: %v %+v", err, rep.Etcd)
 	}
+	// A join goes on without a dead host it does not need (worker-2 is a
+	// node already: nothing to change), and says so.
+	if res, _, err, _ := joinCLI(t, file, nil, "worker-2"); err != nil || res.Changed() ||
+		!slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, "not answering SSH: cp-3") }) {
+		t.Errorf("join worker-2 with cp-3 dead: %v, changed %v, warnings %q", err, res.Changed(), res.Warnings)
+	}
 	if out, err := cp1.Exec(ctx, "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", "cp-3"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}

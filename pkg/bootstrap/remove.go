@@ -422,6 +422,12 @@ func (r *run) verifyRemoval(ctx context.Context) error {
 	if n >= 3 {
 		return r.verifyJoin(ctx)
 	}
+	return r.verifyReported(ctx, fmt.Sprintf("%d control plane(s) left: the cluster is not HA; join control planes to make it 3", n))
+}
+
+// verifyReported, for a cluster that cannot be Healthy (why): the file's
+// nodes Ready, then inspect's verdict once, reported as a warning.
+func (r *run) verifyReported(ctx context.Context, why string) error {
 	t0 := time.Now()
 	if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
 		return err
@@ -435,9 +441,10 @@ func (r *run) verifyRemoval(ctx context.Context) error {
 		return err
 	}
 	r.res.Verdict, r.res.Reasons = rep.Verdict, rep.Reasons
-	w := fmt.Sprintf("%d control plane(s) left: the cluster is not HA (inspect components: %s: %s); join control planes to make it 3", n, rep.Verdict, strings.Join(rep.Reasons, "; "))
+	r.etcdMembers = rep.Etcd.Members
+	w := fmt.Sprintf("%s (inspect components: %s: %s)", why, rep.Verdict, strings.Join(rep.Reasons, "; "))
 	r.res.Warnings = append(r.res.Warnings, w)
 	r.o.Logf("  warning: %s", w)
-	r.record(PhaseResult{Phase: "verify", Detail: fmt.Sprintf("inspect: %s with %d control plane(s) (not HA)", rep.Verdict, n), Duration: time.Since(t0)})
+	r.record(PhaseResult{Phase: "verify", Detail: fmt.Sprintf("inspect: %s (%s)", rep.Verdict, why), Duration: time.Since(t0)})
 	return nil
 }
