@@ -3,6 +3,7 @@ package drill_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -177,13 +178,22 @@ func TestVIPStaysWhileAPIServerStarved(t *testing.T) {
 		}
 	}
 
-	// Clients: through the VIP, and straight to the starved API server.
-	client := func(host string) *kubernetes.Clientset {
+	// Clients: through the VIP, and straight to the starved API server;
+	// HTTP/1.1 without keep-alive, so that every request opens its own
+	// connection as a new client would (one kept connection would stay on
+	// one API server and miss HAProxy's balancing).
+	client := func(host string, timeout time.Duration) *kubernetes.Clientset {
 		k := rest.CopyConfig(cfg)
 		k.Host = (&url.URL{Scheme: "https", Host: host}).String()
-		k.Timeout = 2 * time.Second
-		k.QPS, k.Burst = 100, 100
-		cs, err := kubernetes.NewForConfig(k)
+		tlsCfg, err := rest.TLSConfigFor(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := rest.HTTPWrappersForConfig(k, &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true, TLSHandshakeTimeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := kubernetes.NewForConfig(&rest.Config{Host: k.Host, Transport: rt, Timeout: timeout, QPS: 1000, Burst: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +205,7 @@ func TestVIPStaysWhileAPIServerStarved(t *testing.T) {
 			holderAddr = cp.InternalAddress
 		}
 	}
-	viaVIP, direct := client(c.Endpoint()), client(holderAddr+":6443")
+	viaVIP, direct := client(c.Endpoint(), time.Second), client(holderAddr+":6443", 2*time.Second)
 	get := func(cs *kubernetes.Clientset) (time.Duration, error) {
 		t0 := time.Now()
 		_, err := cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
@@ -245,27 +255,34 @@ func TestVIPStaysWhileAPIServerStarved(t *testing.T) {
 		})
 	}
 	defer func() { stopLoad(); load.Wait() }()
-	// Meanwhile: a read through the VIP every 250 ms, one straight to the
-	// starved server every 2 s.
+	// Meanwhile: a read through the VIP every 100 ms (1 s timeout), and one
+	// straight to the starved server every 2 s (2 s timeout).
 	var vipReads, vipErrs, directReads, directErrs int
 	var vipWorst, directWorst time.Duration
-	for tick := 0; time.Since(startedAt) < hold; tick++ {
-		d, err := get(viaVIP)
-		vipReads++
-		vipWorst = max(vipWorst, d)
-		if err != nil {
-			vipErrs++
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for time.Since(startedAt) < hold {
+			d, err := get(viaVIP)
+			vipReads++
+			vipWorst = max(vipWorst, d)
+			if err != nil {
+				vipErrs++
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if tick%8 == 0 {
+	})
+	readers.Go(func() {
+		for time.Since(startedAt) < hold {
 			d, err := get(direct)
 			directReads++
 			directWorst = max(directWorst, d)
 			if err != nil {
 				directErrs++
 			}
+			time.Sleep(2*time.Second - min(d, 2*time.Second))
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	})
+	readers.Wait()
 	stopLoad()
 	load.Wait()
 	after, _ := h.Exec(ctx, "sh", "-c", "awk '$1 == \"nr_throttled\" {print $2}' "+remote.Quote(dir)+"/cpu.stat; cat "+remote.Quote(dir)+"/cpu.cfs_quota_us "+remote.Quote(dir)+"/cpu.max 2>/dev/null; true")
