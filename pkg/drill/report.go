@@ -158,7 +158,7 @@ func sortByStart(s []sample) []sample {
 func ptr(v int64) *int64 { return &v }
 
 // measure fills the report from what the probes and the VIP watch saw.
-func (d *drill) measure(p *probes, vw *vipWatch, undoAt time.Time) {
+func (d *drill) measure(p *probes, vw *VIPWatch, undoAt time.Time) {
 	r := &d.rep
 	t0 := d.t0
 	ms := func(t time.Time) int64 { return t.Sub(t0).Milliseconds() }

@@ -130,6 +130,11 @@ func Analyze(s *Snapshot, opts AnalyzeOptions) *Report {
 	a.apiServer()
 	a.etcd()
 	a.endpoint()
+	if s.LoadBalancer != nil {
+		info, fs := AnalyzeLoadBalancer(s.LoadBalancer)
+		r.LoadBalancer = info
+		r.Findings = append(r.Findings, fs...)
+	}
 	a.nodes()
 	a.network()
 	a.spread()
@@ -954,6 +959,15 @@ func (a *analyzer) onlyNode(name string) {
 		}
 	}
 	r.Nodes = ns
+	if lb := r.LoadBalancer; lb != nil {
+		hs := lb.Hosts[:0]
+		for _, h := range lb.Hosts {
+			if h.Name == name {
+				hs = append(hs, h)
+			}
+		}
+		lb.Hosts = hs
+	}
 	fs := r.Findings[:0]
 	for _, f := range r.Findings {
 		if _, isNode := a.nodeAddr[f.Subject]; !isNode || f.Subject == name || f.Check == "endpoint.single-node" {

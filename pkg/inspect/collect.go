@@ -46,6 +46,9 @@ type Source struct {
 	Requests func() int64
 	// Etcd reads etcd's membership from etcd itself (nil: only from the etcd Pods).
 	Etcd EtcdReader
+	// LoadBalancer reads keepalived and HAProxy on the control planes over
+	// SSH (inspect components -f cluster.yaml); nil: not read.
+	LoadBalancer LoadBalancerSource
 }
 
 // NewSource prepares a client for inspection: protobuf where the API has it,
@@ -143,9 +146,11 @@ type Snapshot struct {
 	// own address (kube-apiserver Pods' advertise address, then addresses of
 	// the kubernetes EndpointSlice no Pod advertises), sorted by Target.
 	APIServerCerts []*Probe
-	Errs           map[string]error
-	Requests       int64
-	Duration       time.Duration
+	// LoadBalancer is what Source.LoadBalancer read (nil: not read).
+	LoadBalancer *LoadBalancerSnapshot
+	Errs         map[string]error
+	Requests     int64
+	Duration     time.Duration
 }
 
 // RawHealth is the answer of a health endpoint.
@@ -284,6 +289,9 @@ func Collect(ctx context.Context, src *Source) *Snapshot {
 	cs := src.Client
 	const ks = "kube-system"
 
+	if src.LoadBalancer != nil {
+		run(func() { s.LoadBalancer = src.LoadBalancer.ReadLoadBalancer(ctx) })
+	}
 	run(func() {
 		v, err := cs.Discovery().ServerVersion()
 		if err != nil {

@@ -255,6 +255,50 @@ func Render(w io.Writer, r *Report, o RenderOptions) error {
 		p("cluster-info server: %s%s\n", e.ClusterInfoServer, m)
 	}
 
+	if lb := r.LoadBalancer; lb != nil {
+		section("LOAD BALANCER")
+		holders := c.Red("none")
+		switch len(lb.Holders) {
+		case 0:
+		case 1:
+			holders = c.Green(lb.Holders[0])
+		default:
+			holders = c.Red(strings.Join(lb.Holders, ", ") + " (more than one)")
+		}
+		p("VIP %s (HAProxy on port %d) held by: %s\n", lb.VIP, lb.Port, holders)
+		var rows [][]string
+		for _, h := range lb.Hosts {
+			if !h.Reachable {
+				rows = append(rows, []string{h.Name, "-", "-", "-", c.Red("unreachable: " + h.Error)})
+				continue
+			}
+			vip := "-"
+			if h.HoldsVIP {
+				vip = c.Green("yes")
+			}
+			listed := len(h.Backends) - len(h.Extra)
+			backends := c.Green(fmt.Sprintf("%d of %d API servers", listed, listed+len(h.Missing)))
+			if len(h.Missing) > 0 || len(h.Extra) > 0 || len(h.Backends) == 0 {
+				var parts []string
+				if len(h.Missing) > 0 {
+					parts = append(parts, "missing "+strings.Join(h.Missing, ","))
+				}
+				if len(h.Extra) > 0 {
+					parts = append(parts, "extra "+strings.Join(h.Extra, ","))
+				}
+				if len(h.Backends) == 0 {
+					parts = append(parts, "no server")
+				}
+				backends = c.Red(strings.Join(parts, "; "))
+			}
+			if o.Wide && len(h.Backends) > 0 {
+				backends += " (" + strings.Join(h.Backends, ",") + ")"
+			}
+			rows = append(rows, []string{h.Name, vip, yes(h.Keepalived == "active", h.Keepalived, h.Keepalived), yes(h.HAProxy == "active", h.HAProxy, h.HAProxy), backends})
+		}
+		table([]string{"HOST", "VIP", "KEEPALIVED", "HAPROXY", "BACKENDS"}, rows)
+	}
+
 	section("NODES")
 	ns := r.NodeSummary
 	p("%d nodes, %d Ready: %d control planes, %d workers\n", ns.Total, ns.Ready, ns.ControlPlanes, ns.Workers)

@@ -54,14 +54,16 @@ type Report struct {
 	APIServer    APIServerInfo `json:"apiServer"`
 	Etcd         EtcdInfo      `json:"etcd"`
 	Endpoint     EndpointInfo  `json:"endpoint"`
-	NodeSummary  NodeSummary   `json:"nodeSummary"`
-	Nodes        []Node        `json:"nodes"`
-	Network      NetworkInfo   `json:"network"`
-	Findings     []Finding     `json:"findings"`
-	Notes        []string      `json:"notes"`
-	Verdict      string        `json:"verdict"`
-	Reasons      []string      `json:"reasons"`
-	Stats        Stats         `json:"stats"`
+	// LoadBalancer is read over SSH with a cluster file (-f); nil without.
+	LoadBalancer *LoadBalancerInfo `json:"loadBalancer,omitempty"`
+	NodeSummary  NodeSummary       `json:"nodeSummary"`
+	Nodes        []Node            `json:"nodes"`
+	Network      NetworkInfo       `json:"network"`
+	Findings     []Finding         `json:"findings"`
+	Notes        []string          `json:"notes"`
+	Verdict      string            `json:"verdict"`
+	Reasons      []string          `json:"reasons"`
+	Stats        Stats             `json:"stats"`
 }
 
 // ClusterInfo is the header, like `kubectl cluster-info`.

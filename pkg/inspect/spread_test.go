@@ -149,7 +149,8 @@ func TestFindingChecksDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, check := range []string{"addon.single-node", "etcd.quorum", "etcd.members", "cert.expiry", "cert.san"} {
+	for _, check := range []string{"addon.single-node", "etcd.quorum", "etcd.members", "cert.expiry", "cert.san",
+		"loadbalancer.vip", "loadbalancer.keepalived", "loadbalancer.haproxy", "loadbalancer.backends", "loadbalancer.unreachable"} {
 		if !bytes.Contains(readme, []byte("`"+check+"`")) {
 			t.Errorf("README findings table lacks `%s`", check)
 		}

@@ -5,6 +5,7 @@ package inspect
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hacluster/hacluster/pkg/cmd/cmdutil"
 	"github.com/hacluster/hacluster/pkg/cmd/hacluster/factory"
 	core "github.com/hacluster/hacluster/pkg/inspect"
+	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/output"
 )
 
@@ -34,9 +36,14 @@ type Options struct {
 	FailOn string
 	// EtcdExec reads etcd's member list with etcdctl in an etcd Pod (pods/exec).
 	EtcdExec bool
+	// File is a cluster file (optional): its control planes' keepalived and
+	// HAProxy are read over SSH too.
+	File              string
+	AcceptNewHostKeys bool
 
-	format output.Format
-	source *core.Source
+	format  output.Format
+	source  *core.Source
+	cluster *inventory.Cluster
 }
 
 const example = `  # The health of the control plane at a glance
@@ -46,7 +53,10 @@ const example = `  # The health of the control plane at a glance
   kubectl hacluster inspect components -o wide --node cp-1
 
   # For scripts and monitoring: JSON, exit code 2 on warnings, 3 on errors
-  kubectl hacluster inspect components -o json --fail-on warning`
+  kubectl hacluster inspect components -o json --fail-on warning
+
+  # Also the VIP, keepalived and HAProxy on the control planes of a cluster file (over SSH)
+  kubectl hacluster inspect components -f cluster.yaml`
 
 // NewCmd returns `inspect`; `inspect` alone prints the same report as `inspect components`.
 func NewCmd(f *factory.Factory) *cobra.Command {
@@ -79,8 +89,11 @@ kube-controller-manager, kube-scheduler and etcd; the leader Leases; /readyz and
 with etcdctl in an etcd Pod where pods/exec is allowed, else counted from the
 etcd Pods), quorum and stale members; the controlPlaneEndpoint;
 node versions against the skew policy; kube-proxy, the CNI, CoreDNS and
-metrics-server. It ends with a verdict: Healthy, Degraded (warnings) or Failing
-(errors).
+metrics-server. With -f cluster.yaml (a VIP endpoint, as bootstrap sets up) it
+also reads each control plane over SSH, read-only and without sudo: which one
+holds the VIP (exactly one must), whether keepalived and HAProxy are active, and
+whether every HAProxy backend lists every control plane's API server. It ends
+with a verdict: Healthy, Degraded (warnings) or Failing (errors).
 
 Exit codes: 0 report printed (threshold of --fail-on not reached); 1 the command
 failed; 2 --fail-on warning and the verdict is Degraded; 3 --fail-on warning|error
@@ -95,6 +108,9 @@ and the verdict is Failing.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.Node, "node", "", "Show only this node's rows and findings (cluster-wide checks stay)")
 	pf.BoolVar(&o.EtcdExec, "etcd-exec", true, "Read etcd's member list and health with etcdctl in an etcd Pod (needs create on pods/exec in kube-system); false: count the etcd Pods only")
+	pf.StringVarP(&o.File, "filename", "f", "", "Cluster file bootstrap used (cluster.yaml): also read the VIP, keepalived and HAProxy on its control planes over SSH")
+	_ = cmd.MarkPersistentFlagFilename("filename", "yaml", "yml")
+	pf.BoolVar(&o.AcceptNewHostKeys, "accept-new-host-keys", false, "With -f: trust host keys known_hosts does not list yet, and record them (a changed key is always refused)")
 	pf.StringVar(&o.FailOn, "fail-on", "", "Exit non-zero when the verdict reaches this level: warning (exit 2 or 3) or error (exit 3)")
 	names := []string{string(output.Wide), string(output.JSON), string(output.YAML)}
 	pf.StringVarP(&o.Output, "output", "o", "", "Output format: "+strings.Join(names, "|")+" (default: tables for people)")
@@ -120,17 +136,34 @@ and the verdict is Failing.`,
 	return cmd
 }
 
-// Complete builds the client from the kubeconfig flags.
+// Complete builds the client from the kubeconfig flags and reads the
+// cluster file of -f.
 func (o *Options) Complete() error {
+	if o.File != "" {
+		var err error
+		o.cluster, err = inventory.Load(o.File)
+		if os.IsNotExist(err) {
+			return fmt.Errorf("-f %s: no such file: pass the cluster file bootstrap used", o.File)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	cfg, err := o.f.RESTConfig()
 	if err != nil {
 		return err
 	}
 	o.source, err = core.NewSource(cfg)
-	if err == nil && !o.EtcdExec {
+	if err != nil {
+		return err
+	}
+	if !o.EtcdExec {
 		o.source.Etcd = nil
 	}
-	return err
+	if r := core.NewLoadBalancerReader(o.cluster, o.AcceptNewHostKeys); r != nil {
+		o.source.LoadBalancer = r
+	}
+	return nil
 }
 
 // Validate checks the flags.
@@ -159,6 +192,10 @@ func (o *Options) Run(ctx context.Context) error {
 	r, err := core.Inspect(ctx, o.source, core.AnalyzeOptions{Node: o.Node})
 	if err != nil {
 		return err
+	}
+	if o.cluster != nil && o.source.LoadBalancer == nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: the endpoint is an external load balancer (%s): nothing of it runs on the hosts to read over SSH",
+			o.File, o.cluster.Spec.ControlPlaneEndpoint.LoadBalancer))
 	}
 	if o.format.Structured() {
 		err = output.Print(o.f.Out, o.format, r)

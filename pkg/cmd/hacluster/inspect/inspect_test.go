@@ -207,7 +207,12 @@ func TestBadFlags(t *testing.T) {
 		"contexts:\n- name: c\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: x}\ncurrent-context: c\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for args, want := range map[string]string{"--fail-on info": "--fail-on must be warning or error", "-o xml": "unknown output format"} {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: hacluster.io/v1alpha1\nkind: Cluster\nmetadata: {name: x}\nspec:\n  hostz: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for args, want := range map[string]string{"--fail-on info": "--fail-on must be warning or error", "-o xml": "unknown output format",
+		"components -f /nonexistent/cluster.yaml": "-f /nonexistent/cluster.yaml: no such file", "-f " + bad: "bad.yaml:5"} {
 		var out bytes.Buffer
 		cmd := NewCmd(factory.ForKubeconfig(kc, "", genericiooptions.IOStreams{Out: &out, ErrOut: &out}))
 		cmd.SetArgs(strings.Fields(args))
@@ -396,4 +401,60 @@ func TestEtcdMembersFromEtcdTestbed(t *testing.T) {
 	if !strings.Contains(table, "read from: etcdctl in kube-system/etcd-cp-1 (pods/exec)") || !strings.Contains(table, "STALE") {
 		t.Errorf("table:\n%s", table)
 	}
+}
+
+// -f cluster.yaml against the real test bed: the report gets a load
+// balancer section read over SSH. The bed's nodes have no sshd (nothing
+// listens on port 1 of their addresses), so each control plane is a
+// warning and nobody is seen holding the VIP, an error; a file whose
+// endpoint is an external load balancer reads nothing over SSH and says so.
+// (The node bed's real keepalived and HAProxy: pkg/drill's TestInspectLoadBalancer.)
+func TestClusterFileTestbed(t *testing.T) {
+	bed := testbed.Start(t, testbed.Options{})
+	if _, err := bed.ApplyHAShape(context.Background(), testbed.Shape{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := func(name, endpoint string) string {
+		p := filepath.Join(dir, name)
+		body := "apiVersion: hacluster.io/v1alpha1\nkind: Cluster\nmetadata: {name: bed}\nspec:\n" +
+			"  ssh: {user: root, port: 1, keyFile: " + filepath.Join(dir, "id_ed25519") + ", knownHostsFile: " + filepath.Join(dir, "known_hosts") + "}\n" +
+			"  hosts:\n"
+		for i := 1; i <= 3; i++ {
+			body += fmt.Sprintf("    - {name: cp-%d, address: 127.0.0.1%d, roles: [control-plane]}\n", i, i)
+		}
+		body += "    - {name: worker-1, address: 127.0.0.21, roles: [worker]}\n  controlPlaneEndpoint: " + endpoint + "\n"
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	out, code := run(t, bed.Kubeconfig, "components", "-f", file("vip.yaml", "{vip: 127.0.0.100}"), "-o", "json", "--fail-on", "error")
+	r := report(t, out)
+	lb := r.LoadBalancer
+	if lb == nil || lb.VIP != "127.0.0.100" || lb.Port != 16443 || len(lb.Hosts) != 3 || len(lb.Holders) != 0 {
+		t.Fatalf("loadBalancer %+v", lb)
+	}
+	unreachable := 0
+	for _, f := range r.Findings {
+		if f.Check == "loadbalancer.unreachable" && f.Severity == core.Warning && strings.HasPrefix(f.Subject, "cp-") {
+			unreachable++
+		}
+	}
+	if unreachable != 3 || !hasCheck(r, "loadbalancer.vip", core.Error) || r.Verdict != core.Failing || code != ExitFailing {
+		t.Errorf("%d unreachable, verdict %s, exit %d; findings %+v", unreachable, r.Verdict, code, r.Findings)
+	}
+	table, _ := run(t, bed.Kubeconfig, "-f", file("vip.yaml", "{vip: 127.0.0.100}"), "--node", "cp-2")
+	if !strings.Contains(table, "LOAD BALANCER") || !strings.Contains(table, "cp-2   -     -") || strings.Contains(table, "\ncp-1 ") {
+		t.Errorf("table --node cp-2:\n%s", table)
+	}
+	out, code = run(t, bed.Kubeconfig, "components", "-f", file("lb.yaml", "{loadBalancer: 127.0.0.100:6443}"), "-o", "json", "--fail-on", "warning")
+	if r := report(t, out); r.LoadBalancer != nil || r.Verdict != core.Healthy || code != 0 ||
+		!slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "external load balancer (127.0.0.100:6443)") }) {
+		t.Errorf("external LB: %+v, verdict %s, exit %d, notes %q", r.LoadBalancer, r.Verdict, code, r.Notes)
+	}
+}
+
+func hasCheck(r *core.Report, check string, sev core.Severity) bool {
+	return slices.ContainsFunc(r.Findings, func(f core.Finding) bool { return f.Check == check && f.Severity == sev })
 }
