@@ -125,7 +125,7 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 		step{"prepare", r.onHosts("prepare", r.joining, r.prepare)},
 		step{"runtime", r.onHosts("runtime", r.joining, r.runtime)},
 		step{"kube-binaries", r.onHosts("kube-binaries", r.joining, r.kubeBinaries)},
-		step{"load-balancer", r.rollingLoadBalancer},
+		step{"load-balancer", r.joinLoadBalancer},
 		step{"join-control-planes", r.joinNewControlPlanes},
 		step{"join-workers", r.joinNewWorkers},
 		step{"nodes-ready", r.nodesReady},
@@ -425,16 +425,22 @@ func (r *run) removeStale(ctx context.Context, phase string, stale []staleState)
 	return nil
 }
 
+// joinLoadBalancer is rollingLoadBalancer when a control plane joins; new
+// workers change no load balancer.
+func (r *run) joinLoadBalancer(ctx context.Context) error {
+	if !slices.ContainsFunc(r.joining, isControlPlane) {
+		r.record(PhaseResult{Phase: "load-balancer", Detail: "no control plane joins: the load balancers keep their backends"})
+		return nil
+	}
+	return r.rollingLoadBalancer(ctx)
+}
+
 // rollingLoadBalancer: the load balancer of every control plane for the
 // file's control planes, one host at a time so that the VIP always has a
 // working HAProxy behind it; the running control planes first, so that
 // their keepalived knows a new peer before that peer's keepalived starts
 // (unicast VRRP: a peer nobody sends adverts to takes the VIP).
 func (r *run) rollingLoadBalancer(ctx context.Context) error {
-	if !slices.ContainsFunc(r.joining, isControlPlane) {
-		r.record(PhaseResult{Phase: "load-balancer", Detail: "no control plane joins: the load balancers keep their backends"})
-		return nil
-	}
 	if r.c.Spec.ControlPlaneEndpoint.VIP == "" {
 		r.record(PhaseResult{Phase: "load-balancer", Detail: "external load balancer " + r.c.Spec.ControlPlaneEndpoint.LoadBalancer + ": add the new control planes to it yourself"})
 		return nil
