@@ -10,7 +10,8 @@
 //	               or an offline bundle verified and unpacked (pkg/bundle, bundle.go)
 //	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
 //	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors;
-//	               a bundle's images imported into containerd
+//	               a bundle's images imported into containerd, else the node's first
+//	               images (sandbox, kube-proxy, flannel, static pods) pulled in the background
 //	kube-binaries  kubelet, kubeadm, kubectl and the kubelet's systemd unit
 //	load-balancer  HAProxy + keepalived (the VIP) on the control planes
 //	init           kubeadm init on the first control plane, from a config file

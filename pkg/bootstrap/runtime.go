@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hacluster/hacluster/pkg/artifacts"
@@ -105,6 +109,15 @@ func (r *run) runtime(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 	}
 	if imported {
 		did = append(did, "bundle images imported")
+	}
+	if r.bundlePath() == "" {
+		n, err := prePull(ctx, c, r.nodeImages(h))
+		if err != nil {
+			return len(did) > 0, "", fmt.Errorf("pre-pulling images: %w", err)
+		}
+		if n > 0 {
+			did = append(did, fmt.Sprintf("pulling %d images in the background", n))
+		}
 	}
 	if len(did) == 0 {
 		return false, "containerd " + r.c.Spec.Artifacts.Containerd + ", runc, CNI plugins, crictl already installed; CRI answers", nil
@@ -234,4 +247,51 @@ TasksMax=infinity
 [Install]
 WantedBy=multi-user.target
 `
+}
+
+// nodeImages are the images the host's kubelet will ask for first: the
+// sandbox, kube-proxy, flannel's, and on a control plane its static pods'
+// (kubeadm pulls etcd and CoreDNS itself).
+func (r *run) nodeImages(h inventory.Host) []string {
+	repo, v := r.c.Spec.Kubernetes.ImageRepository, r.c.Spec.Kubernetes.Version
+	imgs := []string{repo + "/pause:" + pauseImageMinor, repo + "/kube-proxy:" + v}
+	if isControlPlane(h) {
+		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+			imgs = append(imgs, repo+"/"+c+":"+v)
+		}
+	}
+	if m, ok := r.files["manifest/kube-flannel.yml"]; ok {
+		if b, err := os.ReadFile(m.Path); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				if ref, ok := strings.CutPrefix(strings.TrimSpace(l), "image: "); ok && !slices.Contains(imgs, ref) {
+					imgs = append(imgs, strings.Trim(ref, `"'`))
+				}
+			}
+		}
+	}
+	return slices.DeleteFunc(imgs, func(s string) bool { return !imageRef().MatchString(s) })
+}
+
+var imageRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9./:@_-]*$`) })
+
+// prePull starts pulling the images the host lacks in the background
+// (several at once; the kubelet pulls one at a time), so that they arrive
+// while the binaries are uploaded and kubeadm runs. It returns how many it
+// started; a pull that fails is the kubelet's to retry.
+func prePull(ctx context.Context, c *remote.Conn, images []string) (int, error) {
+	if len(images) == 0 {
+		return 0, nil
+	}
+	list := strings.Join(images, " ")
+	out, err := c.Output(ctx, `n=0; missing=""
+for i in `+list+`; do crictl inspecti -q "$i" >/dev/null 2>&1 || { n=$((n+1)); missing="$missing $i"; }; done
+if [ -n "$missing" ]; then
+  setsid nohup sh -c 'for i in '"$missing"'; do crictl pull "$i" & done; wait' </dev/null >/dev/null 2>&1 &
+fi
+echo $n`, true)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(out))
+	return n, nil
 }
