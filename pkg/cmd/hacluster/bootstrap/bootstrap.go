@@ -121,6 +121,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.Example {
 		return clusterfile.PrintExample(o.Out)
 	}
+	o.Note(o.ErrOut)
 	cache := o.CacheDir
 	if cache == "" {
 		var err error
