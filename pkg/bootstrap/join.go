@@ -148,11 +148,7 @@ func (r *run) connectJoin(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, h := range r.c.Spec.Hosts {
 		wg.Go(func() {
-			one := *r.c
-			one.Spec.Hosts = []inventory.Host{h}
-			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			fl, err := fleet.Connect(cctx, &one, fleet.Options{AcceptNewHostKeys: r.o.AcceptNewHostKeys})
+			fl, err := r.dialOne(ctx, h)
 			if err != nil {
 				dead[i] = true
 				return
@@ -190,6 +186,16 @@ func (r *run) connectJoin(ctx context.Context) error {
 	r.res.Warnings = append(r.res.Warnings, w)
 	r.o.Logf("  warning: %s", w)
 	return r.connect(ctx)
+}
+
+// dialOne connects to h alone, given 15 s: join and remove use it to tell
+// a host that does not answer from the others.
+func (r *run) dialOne(ctx context.Context, h inventory.Host) (*fleet.Fleet, error) {
+	one := *r.c
+	one.Spec.Hosts = []inventory.Host{h}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return fleet.Connect(cctx, &one, fleet.Options{AcceptNewHostKeys: r.o.AcceptNewHostKeys})
 }
 
 // deadHostsAllowed says whether a join can go on with the hosts dead not

@@ -36,7 +36,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubectl/pkg/drain"
 
-	"github.com/hacluster/hacluster/pkg/fleet"
 	"github.com/hacluster/hacluster/pkg/inspect"
 	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/remote"
@@ -144,11 +143,7 @@ func (r *run) connectRemoval(ctx context.Context, gone []*leaving) error {
 		return err
 	}
 	for _, l := range gone {
-		one := *r.c
-		one.Spec.Hosts = []inventory.Host{l.host}
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		fl, err := fleet.Connect(cctx, &one, fleet.Options{AcceptNewHostKeys: r.o.AcceptNewHostKeys})
-		cancel()
+		fl, err := r.dialOne(ctx, l.host)
 		if err != nil {
 			r.o.Logf("  %-12s does not answer (%v): removed through the others", l.host.Name, strings.SplitN(err.Error(), "\n", 2)[0])
 			continue
