@@ -1064,6 +1064,14 @@ func (a *applier) notSettled(ctx context.Context) string {
 	if dns < 2 {
 		return fmt.Sprintf("%d of 2 coredns pods ready", dns)
 	}
+	// Readers such as inspect go by the controllers' status, which the
+	// Deployment and DaemonSet controllers write a moment after the Pods.
+	if d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{}); err == nil && d.Status.ReadyReplicas < 2 {
+		return fmt.Sprintf("deployment coredns: %d of 2 replicas ready in its status", d.Status.ReadyReplicas)
+	}
+	if ds, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{}); err == nil && int(ds.Status.NumberReady) < proxies {
+		return fmt.Sprintf("daemonset kube-proxy: %d of %d ready in its status", ds.Status.NumberReady, proxies)
+	}
 	return ""
 }
 
