@@ -554,13 +554,13 @@ func PrintJoin(ctx context.Context, c *inventory.Cluster, o Options, controlPlan
 	}
 	var errs []error
 	for _, cp := range c.ControlPlanes() {
-		one := *c
-		one.Spec.Hosts = []inventory.Host{cp}
-		fl, err := fleet.Connect(ctx, &one, fleet.Options{AcceptNewHostKeys: o.AcceptNewHostKeys, Logf: func(f string, a ...any) { r.o.Logf("  "+f, a...) }})
+		fl, err := r.dialOne(ctx, cp)
 		if err != nil {
+			r.o.Logf("  %s: %v", cp.Name, err)
 			errs = append(errs, err)
 			continue
 		}
+		r.o.Logf("  connected to %s", cp.Name)
 		r.fleet, r.first = fl, cp.Name
 		break
 	}

@@ -1,9 +1,13 @@
 package bootstrap
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hacluster/hacluster/pkg/artifacts"
 	"github.com/hacluster/hacluster/pkg/inventory"
 )
 
@@ -32,5 +36,27 @@ func TestDeadHostsAllowed(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("joining %v, dead %v: %v, want %q", tc.joining[0].Name, tc.dead, err, tc.want)
 		}
+	}
+}
+
+// The images a host pre-pulls: its static pods' and kube-proxy's from the
+// image repository, and the CNI manifest's, each once, quotes removed, and
+// nothing that is not an image reference (the list goes into a shell loop).
+func TestNodeImages(t *testing.T) {
+	m := filepath.Join(t.TempDir(), "kube-flannel.yml")
+	manifest := "containers:\n  - image: ghcr.io/flannel-io/flannel:v0.27.0\n    image: \"ghcr.io/flannel-io/flannel:v0.27.0\"\n  - image: 'ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1'\n  - image: x;rm -rf /\n"
+	if err := os.WriteFile(m, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{c: &inventory.Cluster{Spec: inventory.Spec{Kubernetes: inventory.Kubernetes{ImageRepository: "registry.k8s.io", Version: "v1.37.2"}}},
+		files: map[string]artifacts.Fetched{"manifest/kube-flannel.yml": {Path: m}}}
+	flannel := []string{"ghcr.io/flannel-io/flannel:v0.27.0", "ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1"}
+	want := append([]string{"registry.k8s.io/pause:" + pauseImageMinor, "registry.k8s.io/kube-proxy:v1.37.2"}, flannel...)
+	if got := r.nodeImages(inventory.Host{Name: "w-1", Roles: []string{inventory.RoleWorker}}); !slices.Equal(got, want) {
+		t.Errorf("worker: %q, want %q", got, want)
+	}
+	cpWant := append(append(want[:2:2], "registry.k8s.io/kube-apiserver:v1.37.2", "registry.k8s.io/kube-controller-manager:v1.37.2", "registry.k8s.io/kube-scheduler:v1.37.2"), flannel...)
+	if got := r.nodeImages(inventory.Host{Name: "cp-1", Roles: []string{inventory.RoleControlPlane}}); !slices.Equal(got, cpWant) {
+		t.Errorf("control plane: %q, want %q", got, cpWant)
 	}
 }

@@ -263,8 +263,10 @@ func (r *run) nodeImages(h inventory.Host) []string {
 	if m, ok := r.files["manifest/kube-flannel.yml"]; ok {
 		if b, err := os.ReadFile(m.Path); err == nil {
 			for _, l := range strings.Split(string(b), "\n") {
-				if ref, ok := strings.CutPrefix(strings.TrimSpace(l), "image: "); ok && !slices.Contains(imgs, ref) {
-					imgs = append(imgs, strings.Trim(ref, `"'`))
+				if ref, ok := strings.CutPrefix(strings.TrimSpace(l), "image: "); ok {
+					if ref = strings.Trim(strings.TrimSpace(ref), `"'`); !slices.Contains(imgs, ref) {
+						imgs = append(imgs, ref)
+					}
 				}
 			}
 		}
