@@ -52,6 +52,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -665,7 +666,57 @@ func Main(m *testing.M, opts Options, set func(*Bed)) int {
 	if opts.Logf == nil {
 		opts.Logf = logf
 	}
+	// SIGINT or SIGTERM (Ctrl-C, a CI runner giving up) ends
+	// the bed's boot, or stops the bed, before the process goes: no
+	// containers, network or sysctl record are left behind.
+	var (
+		mu      sync.Mutex
+		running *Bed
+		booted  bool // New has returned
+		stopped bool
+	)
+	stop := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if running == nil || stopped {
+			return nil
+		}
+		stopped = true
+		return running.Stop()
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		logf("nodebed: %v: removing the bed", s)
+		cancel()
+		if err := stop(); err != nil {
+			logf("%v", err)
+		}
+		mu.Lock()
+		done := booted
+		mu.Unlock()
+		if done {
+			unlock()
+			os.Exit(1)
+		}
+		// still booting: New fails on the cancelled context and cleans up
+	}()
 	bed, err := New(ctx, opts)
+	mu.Lock()
+	booted = true
+	if err == nil {
+		running = bed
+	}
+	mu.Unlock()
+	if err == nil && ctx.Err() != nil { // a signal as New returned
+		_ = stop()
+		return 1
+	}
 	if err != nil {
 		if !IsUnavailable(err) || os.Getenv("CI") != "" {
 			logf("%v", err)
@@ -680,7 +731,7 @@ func Main(m *testing.M, opts Options, set func(*Bed)) int {
 	if code != 0 {
 		bed.LogJournals(logf)
 	}
-	if err := bed.Stop(); err != nil {
+	if err := stop(); err != nil {
 		logf("%v", err)
 		code = 1
 	}
