@@ -44,7 +44,7 @@ func TestDeadHostsAllowed(t *testing.T) {
 // nothing that is not an image reference (the list goes into a shell loop).
 func TestNodeImages(t *testing.T) {
 	m := filepath.Join(t.TempDir(), "kube-flannel.yml")
-	manifest := "containers:\n  - image: ghcr.io/flannel-io/flannel:v0.27.0\n    image: \"ghcr.io/flannel-io/flannel:v0.27.0\"\n  - image: 'ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1'\n  - image: x;rm -rf /\n"
+	manifest := "containers:\n  - name: a\n    image: ghcr.io/flannel-io/flannel:v0.27.0\n  - name: b\n    image: \"ghcr.io/flannel-io/flannel:v0.27.0\"\n  - name: c\n    image: 'ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1'\n  - name: d\n    image: x;rm -rf /\n"
 	if err := os.WriteFile(m, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
