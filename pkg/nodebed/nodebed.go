@@ -688,10 +688,7 @@ func Main(m *testing.M, opts Options, set func(*Bed)) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
+		s := <-sigs
 		logf("nodebed: %v: removing the bed", s)
 		cancel()
 		if err := stop(); err != nil {
