@@ -47,6 +47,7 @@ import (
 	"github.com/hacluster/hacluster/pkg/artifacts"
 	"github.com/hacluster/hacluster/pkg/facts"
 	"github.com/hacluster/hacluster/pkg/fleet"
+	"github.com/hacluster/hacluster/pkg/inspect"
 	"github.com/hacluster/hacluster/pkg/inventory"
 	"github.com/hacluster/hacluster/pkg/kubeconfig"
 	"github.com/hacluster/hacluster/pkg/preflight"
@@ -160,9 +161,9 @@ type run struct {
 	dead []string
 	// etcdMembers is what verify's inspect counted.
 	etcdMembers int
-	// tolerate are inspect checks whose warnings verify accepts (join and
-	// remove: an even etcd size, reported as a warning of the run).
-	tolerate []string
+	// tolerate are the inspect checks verify accepts findings of, up to a
+	// severity (see tolerance).
+	tolerate map[string]inspect.Severity
 }
 
 func (r *run) stateDir() string {
@@ -195,7 +196,7 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		cc.Spec.Artifacts.Bundle = o.Bundle
 		c = &cc
 	}
-	r := &run{c: c, o: o, first: c.ControlPlanes()[0].Name}
+	r := &run{c: c, o: o, first: c.ControlPlanes()[0].Name, tolerate: tolerance(c, false)}
 	if r.o.Logf == nil {
 		r.o.Logf = func(string, ...any) {}
 	}

@@ -62,7 +62,7 @@ var JoinPhases = []string{"connect", "facts", "preflight", "members", "inventory
 
 // Join joins o.Hosts to the cluster c describes.
 func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, error) {
-	r := &run{c: c, o: o.Options, tolerate: []string{"etcd.members"}}
+	r := &run{c: c, o: o.Options, tolerate: tolerance(c, true)}
 	for _, name := range o.Hosts {
 		i := slices.IndexFunc(c.Spec.Hosts, func(h inventory.Host) bool { return h.Name == name })
 		if i < 0 {

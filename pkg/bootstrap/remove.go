@@ -90,7 +90,7 @@ func Remove(ctx context.Context, c *inventory.Cluster, o RemoveOptions) (*Result
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 5 * time.Minute
 	}
-	r := &run{c: &stays, o: o.Options, first: stays.ControlPlanes()[0].Name, tolerate: []string{"etcd.members"}}
+	r := &run{c: &stays, o: o.Options, first: stays.ControlPlanes()[0].Name, tolerate: tolerance(&stays, true)}
 	if r.o.Logf == nil {
 		r.o.Logf = func(string, ...any) {}
 	}

@@ -3,13 +3,13 @@ package bootstrap
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hacluster/hacluster/pkg/inspect"
+	"github.com/hacluster/hacluster/pkg/inventory"
 )
 
 // verify asks pkg/inspect, through the endpoint with the admin kubeconfig,
@@ -35,6 +35,7 @@ func (r *run) verify(ctx context.Context) error {
 			if rep.Verdict == inspect.Healthy || r.onlyTolerated(rep) {
 				r.etcdMembers = rep.Etcd.Members
 				r.record(PhaseResult{Phase: "verify", Detail: fmt.Sprintf("inspect: %s (%d nodes, %d etcd members)", rep.Verdict, len(rep.Nodes), rep.Etcd.Members), Duration: time.Since(t0)})
+				r.notHA()
 				return nil
 			}
 			last = rep.Verdict + ": " + strings.Join(rep.Reasons, "; ")
@@ -67,17 +68,47 @@ func (r *run) inspectSource() (*inspect.Source, error) {
 	return inspect.NewSource(cfg)
 }
 
-// onlyTolerated: every finding that keeps rep from Healthy is a warning
-// whose check the run tolerates (r.tolerate: an even etcd size after a join
-// or a removal, which verifyJoin reports as a warning of its own).
+// tolerance is what verify accepts short of Healthy, by inspect check: after
+// a join or a removal (evenEtcd) an even etcd size, which verifyJoin reports
+// as a warning of its own; and, when the file has fewer than three control
+// planes, the etcd that tolerates no failure which that file asked for
+// (notHA says so as a warning).
+func tolerance(c *inventory.Cluster, evenEtcd bool) map[string]inspect.Severity {
+	t := map[string]inspect.Severity{}
+	if evenEtcd {
+		t["etcd.members"] = inspect.Warning
+	}
+	if len(c.ControlPlanes()) < 3 {
+		t["etcd.members"] = inspect.Error
+	}
+	return t
+}
+
+// onlyTolerated: every finding that keeps rep from Healthy is of a check
+// the run tolerates, no more severe than it tolerates (r.tolerate).
 func (r *run) onlyTolerated(rep *inspect.Report) bool {
-	if len(r.tolerate) == 0 || rep.Verdict != inspect.Degraded {
+	if len(r.tolerate) == 0 || rep.Verdict == inspect.Healthy {
 		return false
 	}
+	n := 0
 	for _, f := range rep.Findings {
-		if f.Severity != inspect.OK && (f.Severity != inspect.Warning || !slices.Contains(r.tolerate, f.Check)) {
+		if f.Severity == inspect.OK {
+			continue
+		}
+		n++
+		if max, ok := r.tolerate[f.Check]; !ok || !max.AtLeast(f.Severity) {
 			return false
 		}
 	}
-	return true
+	return n > 0
+}
+
+// notHA is the warning of a run whose file has fewer than three control
+// planes: the cluster works, and one control-plane failure stops its API.
+func (r *run) notHA() {
+	if n := len(r.c.ControlPlanes()); n < 3 {
+		w := fmt.Sprintf("%d control plane(s): etcd has %d member(s) and tolerates no failure, so this cluster is not highly available; `kubectl hacluster join --control-plane` makes it 3", n, r.etcdMembers)
+		r.res.Warnings = append(r.res.Warnings, w)
+		r.o.Logf("  warning: %s", w)
+	}
 }

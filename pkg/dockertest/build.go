@@ -2,7 +2,10 @@ package dockertest
 
 import (
 	"context"
+	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,4 +91,35 @@ func (e *Env) removeStageImages(ctx context.Context, out string) {
 		}
 		_, _ = e.Client.ImageRemove(ctx, made[i], client.ImageRemoveOptions{PruneChildren: true})
 	}
+}
+
+// Save writes the images refs to a `docker save` archive in a temporary
+// folder of the test and returns its path: how a test hands an image it
+// built to a registry (upstream.Server.PushSaved) or a node.
+func (e *Env) Save(t testing.TB, refs ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "images.tar")
+	if err := e.save(ctx, path, refs); err != nil {
+		t.Fatalf("dockertest: save %s: %v", strings.Join(refs, " "), err)
+	}
+	return path
+}
+
+func (e *Env) save(ctx context.Context, path string, refs []string) error {
+	r, err := e.Client.ImageSave(ctx, refs)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -24,10 +24,6 @@ import (
 // also the entrypoint. Tests use it for workloads of their own (there is no
 // other registry here); it returns the image's digest.
 func (s *Server) PushStatic(ctx context.Context, ref, binary string) (string, error) {
-	src, err := name.ParseReference(ref)
-	if err != nil {
-		return "", fmt.Errorf("upstream: image %q: %w", ref, err)
-	}
 	data, err := os.ReadFile(binary)
 	if err != nil {
 		return "", err
@@ -60,6 +56,16 @@ func (s *Server) PushStatic(ctx context.Context, ref, binary string) (string, er
 	if img, err = mutate.ConfigFile(img, withPlatform(img)); err != nil {
 		return "", err
 	}
+	return s.Push(ctx, ref, img)
+}
+
+// Push puts img into the registry under ref's mirror name and returns its
+// digest: for images a test builds on the Docker engine (see PushSaved).
+func (s *Server) Push(ctx context.Context, ref string, img v1.Image) (string, error) {
+	src, err := name.ParseReference(ref)
+	if err != nil {
+		return "", fmt.Errorf("upstream: image %q: %w", ref, err)
+	}
 	dst, err := s.MirrorRef(src)
 	if err != nil {
 		return "", err
@@ -69,6 +75,20 @@ func (s *Server) PushStatic(ctx context.Context, ref, binary string) (string, er
 	}
 	d, err := img.Digest()
 	return d.String(), err
+}
+
+// PushSaved pushes the image tagged tag in a `docker save` archive under
+// ref's mirror name.
+func (s *Server) PushSaved(ctx context.Context, ref, archive, tag string) (string, error) {
+	t, err := name.NewTag(tag)
+	if err != nil {
+		return "", fmt.Errorf("upstream: image %q: %w", tag, err)
+	}
+	img, err := tarball.ImageFromPath(archive, &t)
+	if err != nil {
+		return "", fmt.Errorf("upstream: %s in %s: %w", tag, archive, err)
+	}
+	return s.Push(ctx, ref, img)
 }
 
 func withPlatform(img v1.Image) *v1.ConfigFile {
