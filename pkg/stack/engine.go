@@ -69,7 +69,8 @@ type Runner struct {
 	BuildLog io.Writer     // build output (nil: discarded)
 	Timeout  time.Duration // for MySQL and the app to become ready; 0: 3 minutes
 	// Stable is how long the app must run without exiting or restarting
-	// before it counts as ready; 0: 3 seconds.
+	// before it counts as ready when it gave no answer (no published port,
+	// no health check); 0: 3 seconds. One that answered needs 1 s at most.
 	Stable time.Duration
 }
 
@@ -1116,11 +1117,11 @@ func (r *Runner) waitMySQL(ctx context.Context, s *Stack, svc *Service, password
 }
 
 // backoff spaces the probes of the readiness loops: 100 ms, doubling, at
-// most 1 s apart (a ready service is seen within a second, and a slow one
-// is not probed dozens of times a second).
+// most 250 ms apart (a ready service is seen within a quarter of a second,
+// and a slow one is probed 4 times a second, not dozens).
 type backoff struct{ d, max time.Duration }
 
-func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond, max: time.Second} }
+func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond, max: 250 * time.Millisecond} }
 
 func (b *backoff) next() time.Duration {
 	d := b.d
@@ -1128,12 +1129,19 @@ func (b *backoff) next() time.Duration {
 	return d
 }
 
-// stable is how long the app must run without a restart to be ready.
-func (r *Runner) stable() time.Duration {
-	if r.Stable <= 0 {
-		return 3 * time.Second
+// stable is how long the app must run without a restart to be ready: 3 s
+// (Runner.Stable) when nothing but its state says it runs, 1 s once it
+// answered its health path or passed its health check (a crash loop exits
+// before it serves).
+func (r *Runner) stable(answered bool) time.Duration {
+	d := r.Stable
+	if d <= 0 {
+		d = 3 * time.Second
 	}
-	return r.Stable
+	if answered {
+		d = min(d, time.Second)
+	}
+	return d
 }
 
 // appURL is the app's first published port on the engine host. It is known
@@ -1212,11 +1220,11 @@ func (r *Runner) waitApp(ctx context.Context, s *Stack, svc *Service) error {
 		if healthy {
 			// Running, answering, and up long enough not to be a crash loop
 			// between two restarts: check the state once more after the wait.
-			if up := time.Since(st.startedAt); up < r.stable() {
+			if up, want := time.Since(st.startedAt), r.stable(u != "" || s.App.Healthcheck != nil); up < want {
 				select {
 				case <-ctx.Done():
 					return ctx.Err()
-				case <-time.After(r.stable() - up):
+				case <-time.After(want - up):
 				}
 				continue
 			}

@@ -217,7 +217,7 @@ func TestBackoff(t *testing.T) {
 	for range 7 {
 		got = append(got, b.next())
 	}
-	want := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
+	want := []time.Duration{100, 200, 250, 250, 250, 250, 250}
 	for i := range want {
 		if got[i] != want[i]*time.Millisecond {
 			t.Fatalf("backoff: %v", got)
