@@ -267,11 +267,13 @@ func (r *run) joinIfNeeded(ctx context.Context, h inventory.Host, controlPlane b
 		// on. Its preflight objects to the files and ports in use (ignored
 		// through the config), and
 		// check-etcd to that unpromoted learner; kubelet-start refuses a
-		// Node of the name that is Ready already (then the kubelet has
-		// nothing left to do).
+		// Node of the name that is Ready already. Once the kubelet has its
+		// own kubeconfig (its TLS bootstrap, the end of kubelet-start) it
+		// has nothing left to do there; the Node may turn Ready any moment.
 		detail += ", resumed over what an interrupted one left"
 		skip := []string{"check-etcd"}
-		if r.nodeReady(ctx, h.Name) {
+		_, kerr := c.Output(ctx, "test -e "+kubeletConf+" && systemctl start kubelet", true)
+		if kerr == nil || r.nodeReady(ctx, h.Name) {
 			skip = append(skip, "kubelet-start")
 		}
 		cmd += " --skip-phases=" + strings.Join(skip, ",")

@@ -110,17 +110,30 @@ func (r *run) runtime(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 	if imported {
 		did = append(did, "bundle images imported")
 	}
+	// Pulls in the background change no setting: a re-run that starts the
+	// pulls an earlier one left unfinished has still converged.
+	pulling := ""
 	if r.bundlePath() == "" {
 		n, err := prePull(ctx, c, r.nodeImages(h))
 		if err != nil {
 			return len(did) > 0, "", fmt.Errorf("pre-pulling images: %w", err)
 		}
 		if n > 0 {
-			did = append(did, fmt.Sprintf("pulling %d images in the background", n))
+			pulling = fmt.Sprintf("pulling %d images in the background", n)
+			if n == 1 {
+				pulling = "pulling 1 image in the background"
+			}
 		}
 	}
 	if len(did) == 0 {
-		return false, "containerd " + r.c.Spec.Artifacts.Containerd + ", runc, CNI plugins, crictl already installed; CRI answers", nil
+		detail := "containerd " + r.c.Spec.Artifacts.Containerd + ", runc, CNI plugins, crictl already installed; CRI answers"
+		if pulling != "" {
+			detail += "; " + pulling
+		}
+		return false, detail, nil
+	}
+	if pulling != "" {
+		did = append(did, pulling)
 	}
 	return true, strings.Join(did, ", "), nil
 }

@@ -52,7 +52,7 @@ func (r *run) verify(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(3 * time.Second):
+		case <-time.After(time.Second): // one inspect costs ~0.5 s
 		}
 	}
 }

@@ -252,6 +252,12 @@ func New(ctx context.Context, opts Options) (_ *Bed, err error) {
 	}
 	defer func() {
 		if err != nil {
+			if ctx.Err() != nil {
+				// A create the context cancelled on this side can still
+				// finish in the engine: let it, so Stop's sweep by label
+				// finds the container.
+				time.Sleep(2 * time.Second)
+			}
 			err = errors.Join(err, b.Stop())
 		}
 	}()
