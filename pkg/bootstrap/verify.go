@@ -96,7 +96,7 @@ func (r *run) onlyTolerated(rep *inspect.Report) bool {
 			continue
 		}
 		n++
-		if max, ok := r.tolerate[f.Check]; !ok || !max.AtLeast(f.Severity) {
+		if limit, ok := r.tolerate[f.Check]; !ok || !limit.AtLeast(f.Severity) {
 			return false
 		}
 	}
