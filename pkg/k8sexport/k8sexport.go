@@ -101,6 +101,26 @@ func labelsFor(s *stack.Stack, component string) map[string]string {
 // MySQLHost is the DNS name the app uses for MySQL inside the namespace.
 func MySQLHost(s *stack.Stack) string { return mysqlName(s) }
 
+// FromStack is Build with what the stack's files hold: its password files
+// (made with random passwords when missing, as compose-run makes them) and
+// its app config file when it has one. It returns the passwords too, for
+// callers that check where they went.
+func FromStack(s *stack.Stack, o Options) ([]Manifest, *stack.Secrets, error) {
+	var config []byte
+	if s.App.Config != nil {
+		var err error
+		if config, err = os.ReadFile(s.App.Config.File); err != nil {
+			return nil, nil, fmt.Errorf("app config: %w", err)
+		}
+	}
+	sec, err := s.EnsureSecrets()
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := Build(s, sec.Password, sec.RootPassword, config, o)
+	return ms, sec, err
+}
+
 // Build returns the manifests of s. password and rootPassword come from the
 // stack's password files; config is the user's config file content (nil when
 // the stack has none).

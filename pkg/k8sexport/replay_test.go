@@ -3,7 +3,6 @@ package k8sexport_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,15 +40,7 @@ func TestExportReplayedOnDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := s.EnsureSecrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := os.ReadFile(s.App.Config.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := k8sexport.Build(s, sec.Password, sec.RootPassword, config, k8sexport.Options{})
+	ms, sec, err := k8sexport.FromStack(s, k8sexport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

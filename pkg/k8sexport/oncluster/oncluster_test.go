@@ -99,15 +99,7 @@ func TestExportedStackOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := s.EnsureSecrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := os.ReadFile(s.App.Config.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := k8sexport.Build(s, sec.Password, sec.RootPassword, config, k8sexport.Options{ServiceType: corev1.ServiceTypeNodePort})
+	ms, _, err := k8sexport.FromStack(s, k8sexport.Options{ServiceType: corev1.ServiceTypeNodePort})
 	if err != nil {
 		t.Fatal(err)
 	}

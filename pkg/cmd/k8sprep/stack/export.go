@@ -111,18 +111,8 @@ func (o *exportOptions) run(dockerCLI command.Cli) error {
 	if err != nil {
 		return err
 	}
-	var config []byte
-	if s.App.Config != nil {
-		if config, err = os.ReadFile(s.App.Config.File); err != nil {
-			return fmt.Errorf("app config: %w", err)
-		}
-	}
-	sec, err := s.EnsureSecrets()
-	if err != nil {
-		return err
-	}
 	opts := k8sexport.Options{ServiceType: st, Replicas: o.replicas, Storage: o.storage, StorageClass: o.storageClass}
-	ms, err := k8sexport.Build(s, sec.Password, sec.RootPassword, config, opts)
+	ms, sec, err := k8sexport.FromStack(s, opts)
 	if err != nil {
 		return err
 	}
