@@ -302,6 +302,14 @@ func (r runner) serve(n, spare int) error {
 	if err := fileutil.WriteAtomic(r.path("cluster.yaml"), []byte(bed.ClusterFile("nodebed", nodebed.SudoUser)), 0o600); err != nil {
 		return err
 	}
+	// An add-ons catalog pinning the upstream's metrics-server, for
+	// spec.artifacts.addonsCatalog (make demo adds it to a copy of the file).
+	_ = os.Remove(r.path("addons.yaml"))
+	if cat, err := bed.MetricsServerCatalog("served"); err == nil {
+		if err := fileutil.WriteAtomic(r.path("addons.yaml"), cat, 0o644); err != nil {
+			return err
+		}
+	}
 	b, err := json.MarshalIndent(inf, "", "  ")
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@
 #     github.com/containernetworking/plugins/releases/download/<p>/cni-plugins-linux-amd64-<p>.tgz{,.sha256}
 #     github.com/kubernetes-sigs/cri-tools/releases/download/<t>/crictl-<t>-linux-amd64.tar.gz{,.sha256}
 #     github.com/flannel-io/flannel/releases/download/<f>/kube-flannel.yml
+#     github.com/kubernetes-sigs/metrics-server/releases/download/<m>/components.yaml
 #   .cache/upstream/versions.json  the versions above, for the tests
 #   .cache/upstream/images/oci an OCI image layout of the images kubeadm asks
 #                              for (`kubeadm config images list`), each named
@@ -47,6 +48,9 @@ FLANNEL_VERSION=v0.28.10
 # /run/flannel/subnet.env and delegates to bridge + host-local).
 FLANNEL_CNI_MODULE_VERSION=v0.9.1
 FLANNEL_CNI_TAG=v1.9.1-flannel3
+# metrics-server: the one release the module proxy serves here (the add-ons
+# catalog's v0.8.1 is not); its image and its release manifest.
+METRICS_SERVER_VERSION=v0.8.0
 OUT=${UPSTREAM_CACHE:-$ROOT/.cache/upstream}
 FILES=$OUT/files
 IMAGES=$OUT/images
@@ -189,6 +193,25 @@ flannel_files() {
 	chmod 0644 "$d/kube-flannel.yml"
 }
 
+# --- metrics-server: the binary of its image, and components.yaml -------------
+# components.yaml is rendered as the release does (`kubectl kustomize
+# manifests/overlays/release`, its Makefile's release-manifests), with the
+# kubectl of k8s-tools; the binary is built as its Makefile builds it.
+metrics_server_files() {
+	need_k8s
+	local mod d=$FILES/github.com/kubernetes-sigs/metrics-server/releases/download/$METRICS_SERVER_VERSION
+	mod=$(go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+	[ -d "$mod" ] || die "cannot download sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION"
+	mkdir -p "$OUT/metrics-server" "$d"
+	(cd "$mod" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -mod=readonly -trimpath \
+		-ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+		-o "$OUT/metrics-server/metrics-server" ./cmd/metrics-server)
+	"$K8S_BIN/kubectl" kustomize "$mod/manifests/overlays/release" >"$d/.components.yaml"
+	grep -q "image: registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION\$" "$d/.components.yaml" \
+		|| die "metrics-server's release manifest does not name registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
+	mv -f "$d/.components.yaml" "$d/components.yaml"
+}
+
 # --- images -------------------------------------------------------------------
 # image NAME REF CONTEXT: docker build CONTEXT, save it as images/NAME.tar
 # under the engine tag hacluster.local/upstream/NAME, remember REF.
@@ -286,6 +309,14 @@ images() {
 	printf 'ARG BASE\nFROM ${BASE}\nCOPY flannel /flannel\n' >"$ctx/Dockerfile"
 	save_image flannel-cni-plugin "ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_TAG" "$ctx"
 	log "  ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_TAG"
+	# metrics-server's image, FROM scratch with its entrypoint, as upstream's
+	# distroless one (its Pod runs as user 1000 on a read-only root).
+	ctx=$WORK/img-metrics-server
+	mkdir -p "$ctx"
+	cp "$OUT/metrics-server/metrics-server" "$ctx/"
+	printf 'FROM scratch\nCOPY metrics-server /metrics-server\nENTRYPOINT ["/metrics-server"]\n' >"$ctx/Dockerfile"
+	save_image metrics-server "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" "$ctx"
+	log "  registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
 	mv -f "$WORK/images.txt" "$IMAGES/images.txt"
 	# One OCI layout, layers compressed and hashed once (the registry of
 	# pkg/upstream then starts in a fraction of a second).
@@ -300,8 +331,9 @@ step cni "cni=$CNI_PLUGINS_VERSION" cni_files
 step crictl "crictl=$CRICTL_VERSION" crictl_files
 step k8s "k8s=$K8S_VERSION $(cat "$K8S_BIN/.stamp" 2>/dev/null)" k8s_files
 step flannel "flannel=$FLANNEL_VERSION cni=$FLANNEL_CNI_MODULE_VERSION install-conf=1" flannel_files
-step images "k8s=$K8S_VERSION flannel=$FLANNEL_VERSION/$FLANNEL_CNI_TAG/install-conf $(cat "$K8S_BIN/.stamp" 2>/dev/null) base=$(docker image inspect -f '{{.Id}}' "$DEBIAN_REF" 2>/dev/null) pause=$(cat "$HERE"/pause/* | sha256sum | cut -c1-16)" images
-printf '{"kubernetes": "%s", "containerd": "%s", "runc": "%s", "cniPlugins": "%s", "crictl": "%s", "flannel": "%s"}\n' \
-	"$K8S_VERSION" "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$CRICTL_VERSION" "$FLANNEL_VERSION" >"$OUT/versions.json.tmp"
+step metrics-server "metrics-server=$METRICS_SERVER_VERSION $(cat "$K8S_BIN/.stamp" 2>/dev/null)" metrics_server_files
+step images "k8s=$K8S_VERSION flannel=$FLANNEL_VERSION/$FLANNEL_CNI_TAG/install-conf metrics-server=$METRICS_SERVER_VERSION $(cat "$K8S_BIN/.stamp" 2>/dev/null) base=$(docker image inspect -f '{{.Id}}' "$DEBIAN_REF" 2>/dev/null) pause=$(cat "$HERE"/pause/* | sha256sum | cut -c1-16)" images
+printf '{"kubernetes": "%s", "containerd": "%s", "runc": "%s", "cniPlugins": "%s", "crictl": "%s", "flannel": "%s", "metricsServer": "%s"}\n' \
+	"$K8S_VERSION" "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$CRICTL_VERSION" "$FLANNEL_VERSION" "$METRICS_SERVER_VERSION" >"$OUT/versions.json.tmp"
 mv -f "$OUT/versions.json.tmp" "$OUT/versions.json"
 log "done in $((SECONDS - T0))s: $(du -sh "$FILES" | cut -f1) of files, $(du -sh "$IMAGES" | cut -f1) of images"

@@ -7,7 +7,8 @@
 //	facts          what each host is (pkg/facts)
 //	preflight      per-host and cross-host checks; stops on an error (pkg/preflight)
 //	download       the release files, once, on this machine, checksums verified (pkg/artifacts),
-//	               or an offline bundle verified and unpacked (pkg/bundle, bundle.go)
+//	               or an offline bundle verified and unpacked (pkg/bundle, bundle.go);
+//	               spec.addons' manifests, checked against their catalog's sha256 (addons.go)
 //	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
 //	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors;
 //	               a bundle's images imported into containerd, else the node's first
@@ -18,8 +19,10 @@
 //	cni            flannel's release manifest with the pod subnet (the joining nodes get it as they come)
 //	join-control-planes  kubeadm join --control-plane, one at a time
 //	join-workers   kubeadm join, in parallel
-//	nodes-ready    every node Ready
+//	nodes-ready    every node Ready, and the kubelets' serving certificates approved
+//	               when they ask for them (serverTLSBootstrap, with metrics-server)
 //	coredns        CoreDNS spread over the nodes (kubeadm starts both on the first)
+//	addons         spec.addons through pkg/addons, each waited until Ready
 //	kubeconfig     admin.conf (through the endpoint) into the state directory, 0600,
 //	               and merged into the user's kubeconfig as context hacluster-<name>
 //	verify         pkg/inspect's verdict through the endpoint: the run fails unless Healthy
@@ -28,7 +31,7 @@
 // it ends (journal.go), so an interrupted run leaves a record of what it did.
 // With Options.DryRun only connect, facts and preflight run, and then plan
 // (plan.go): what each phase would change, with file diffs; nothing is
-// written. Not built yet: add-ons from spec.addons, calico as the CNI.
+// written. Not built yet: calico as the CNI (pkg/addons installs it).
 package bootstrap
 
 import (
@@ -136,6 +139,8 @@ type run struct {
 	files map[string]artifacts.Fetched // by artifact name
 	// layouts are the bundle's image layouts by architecture (Options.Bundle).
 	layouts map[string]artifacts.Fetched
+	// addons are spec.addons with their verified manifests (addons.go).
+	addons []addonSet
 	// snaps are the hosts' copies of bootstrap's own files (files.go).
 	snaps map[string]*snapshot
 	res   Result
@@ -186,7 +191,7 @@ func DefaultStateDir(name string) string {
 const ClusterFilePointer = "cluster-file"
 
 // Phases are the phase names, in order (Options.Until takes one).
-var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "kubeconfig", "verify"}
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "addons", "kubeconfig", "verify"}
 
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
@@ -238,6 +243,7 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"join-workers", r.joinWorkers},
 		step{"nodes-ready", r.nodesReady},
 		step{"coredns", r.spreadCoreDNS},
+		step{"addons", r.installAddons},
 		step{"kubeconfig", r.kubeconfig},
 		step{"verify", r.verify},
 	)
@@ -368,7 +374,10 @@ func (r *run) download(ctx context.Context) error {
 		s.Logf = func(f string, a ...any) { r.o.Logf("  "+f, a...) }
 	}
 	if b := r.bundlePath(); b != "" {
-		return r.fromBundle(ctx, b, s)
+		if err := r.fromBundle(ctx, b, s); err != nil {
+			return err
+		}
+		return r.loadAddons(ctx, s)
 	}
 	a := r.c.Spec.Artifacts
 	v := artifacts.Versions{Kubernetes: r.c.Spec.Kubernetes.Version, Containerd: a.Containerd, Runc: a.Runc, CNIPlugins: a.CNIPlugins, Crictl: a.Crictl}
@@ -408,5 +417,5 @@ func (r *run) download(ctx context.Context) error {
 		}
 	}
 	r.record(PhaseResult{Phase: "download", Detail: fmt.Sprintf("%d files, %d from the cache", total, cached), Duration: time.Since(t0), Changed: cached < total})
-	return nil
+	return r.loadAddons(ctx, s)
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hacluster/hacluster/pkg/remote"
+	"github.com/hacluster/hacluster/pkg/servingcert"
 )
 
 // kubectlOnFirst runs kubectl as root on the first control plane with its
@@ -98,7 +100,33 @@ func (r *run) nodesReady(ctx context.Context) error {
 	if err := r.waitNodesReady(ctx, 5*time.Minute); err != nil {
 		return err
 	}
-	r.record(PhaseResult{Phase: "nodes-ready", Detail: fmt.Sprintf("%d nodes Ready", len(r.c.Spec.Hosts)), Duration: time.Since(t0)})
+	detail := fmt.Sprintf("%d nodes Ready", len(r.c.Spec.Hosts))
+	changed := false
+	cs, err := r.kube(ctx)
+	if err != nil {
+		return err
+	}
+	if on, err := servingcert.Enabled(ctx, cs); err != nil {
+		return err
+	} else if on {
+		var live []servingcert.Node
+		for _, h := range r.c.Spec.Hosts {
+			if !slices.Contains(r.dead, h.Name) {
+				live = append(live, servingcert.Node{Name: h.Name, Addresses: slices.Compact([]string{h.Address, h.InternalAddress})})
+			}
+		}
+		issued := func(ctx context.Context, n servingcert.Node) (bool, error) {
+			return exists(ctx, r.fleet.Conns[n.Name], servingcert.KubeletFile), nil
+		}
+		n, err := servingcert.Approve(ctx, cs, live, issued, 2*time.Minute)
+		if err != nil {
+			return err
+		}
+		changed = n > 0
+		detail += fmt.Sprintf(", kubelet serving certificates issued (%d approved now)", n)
+	}
+	r.record(PhaseResult{Phase: "nodes-ready", Detail: detail, Changed: changed, Duration: time.Since(t0)})
+	r.o.Logf("  %s", detail)
 	return nil
 }
 

@@ -527,6 +527,11 @@ func (r *run) initConfig(h inventory.Host, f *facts.Facts, certKey string, resum
 		// kubelet 1.35 and later refuse cgroup v1 unless told otherwise.
 		kubelet["failCgroupV1"] = false
 	}
+	if wantsServingCerts(r.c) {
+		// metrics-server verifies the kubelets' serving certificates: they
+		// ask the cluster CA for one (approved in nodes-ready).
+		kubelet["serverTLSBootstrap"] = true
+	}
 	maps.Copy(kubelet, k.Kubelet)
 	proxy := map[string]any{
 		"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",

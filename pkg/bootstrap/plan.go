@@ -182,6 +182,13 @@ func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f 
 		case partial:
 			act("init", "resume the kubeadm init an interrupted run left")
 		}
+		// Cluster-wide work is listed with the first control plane.
+		if wantsServingCerts(r.c) {
+			act("nodes-ready", "approve each kubelet's serving certificate request for its own name and addresses (serverTLSBootstrap: metrics-server verifies them)")
+		}
+		if len(r.c.Spec.Addons) > 0 {
+			act("addons", "apply %s (server-side; objects applied already stay unchanged) and wait until Ready", strings.Join(r.c.Spec.Addons, ", "))
+		}
 	default:
 		cp := h.HasRole(inventory.RoleControlPlane)
 		phase := "join-workers"

@@ -175,6 +175,12 @@ type Artifacts struct {
 	// release files and images come from it, and no host reaches a release
 	// site or a registry (~ expanded, relative to the current folder).
 	Bundle string `yaml:"bundle,omitempty" json:"bundle,omitempty"`
+	// AddonsCatalog is a catalog file of add-ons (the format of `kubectl
+	// hacluster addons list -o yaml`) that spec.addons are taken from in
+	// place of the built-in one: their versions, URLs (through Mirrors) and
+	// the sha256 that must pin each manifest (~ expanded, relative to the
+	// current folder).
+	AddonsCatalog string `yaml:"addonsCatalog,omitempty" json:"addonsCatalog,omitempty"`
 }
 
 // Registries configures containerd's registry hosts.

@@ -2,8 +2,16 @@ package nodebed
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/hacluster/hacluster/pkg/addons"
 )
 
 // ResolvConf is the resolv.conf each host gets for its kubelet: the hosts'
@@ -84,4 +92,35 @@ spec:
 		u.MirrorURL("dl.k8s.io"), u.MirrorURL("github.com"),
 		u.RegistryMirror("registry.k8s.io"), u.RegistryMirror("ghcr.io"), TestRegistry, u.RegistryMirror(TestRegistry))
 	return sb.String()
+}
+
+// MetricsServerCatalog is an add-ons catalog (the format of `kubectl
+// hacluster addons list -o yaml`) for the upstream's metrics-server release,
+// pinned as a user pins it after `addons fetch`: the release URL (served
+// through ClusterFile's github.com mirror) with pin as its sha256, or the
+// sha256 of what the upstream serves when pin is "served".
+func (b *Bed) MetricsServerCatalog(pin string) ([]byte, error) {
+	u := b.Upstream
+	if u == nil || u.Versions.MetricsServer == "" {
+		return nil, fmt.Errorf("the upstream in a box has no metrics-server: run `make upstream`")
+	}
+	url := "https://github.com/kubernetes-sigs/metrics-server/releases/download/" + u.Versions.MetricsServer + "/components.yaml"
+	if pin == "served" {
+		data, err := os.ReadFile(filepath.Join(u.Dir, "files", strings.TrimPrefix(url, "https://")))
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(data)
+		pin = hex.EncodeToString(sum[:])
+	}
+	return yaml.Marshal(addons.Catalog{Addons: []addons.Addon{{Name: "metrics-server", Version: u.Versions.MetricsServer,
+		Description: "resource metrics API (kubectl top), the node bed's build of the release", Status: "supported",
+		Sources: []addons.Source{{URL: url, SHA256: pin}}}}})
+}
+
+// WithAddons is clusterFile (as ClusterFile writes it) with spec.addons
+// names, taken from the catalog file catalog.
+func WithAddons(clusterFile, catalog string, names ...string) string {
+	return strings.Replace(clusterFile, "  artifacts:\n", "  artifacts:\n    addonsCatalog: "+catalog+"\n", 1) +
+		"  addons: [" + strings.Join(names, ", ") + "]\n"
 }

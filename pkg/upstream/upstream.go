@@ -98,6 +98,8 @@ type Versions struct {
 	Runc       string `json:"runc"`
 	CNIPlugins string `json:"cniPlugins"`
 	Crictl     string `json:"crictl"`
+	// MetricsServer is the release of its image and components.yaml.
+	MetricsServer string `json:"metricsServer"`
 }
 
 // DefaultDir is $HACLUSTER_UPSTREAM_DIR or <repo>/.cache/upstream.
