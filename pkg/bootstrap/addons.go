@@ -24,12 +24,17 @@ func wantsServingCerts(c *inventory.Cluster) bool {
 	return slices.Contains(c.Spec.Addons, "metrics-server")
 }
 
-// loadAddons is the download phase's part for spec.addons: each add-on's
-// manifests downloaded (through spec.artifacts.mirrors) and checked against
-// the sha256 its catalog pins, so that an unpinned or changed manifest stops
-// the run before any host changes.
+// loadAddons is the download phase's part for spec.addons (and calico as
+// the CNI): each add-on's manifests downloaded (through
+// spec.artifacts.mirrors) and checked against the sha256 its catalog pins,
+// so that an unpinned or changed manifest stops the run before any host
+// changes.
 func (r *run) loadAddons(ctx context.Context, s *artifacts.Store) error {
-	if len(r.c.Spec.Addons) == 0 {
+	names := r.c.Spec.Addons
+	if r.c.Spec.Network.CNI == "calico" {
+		names = append([]string{"calico"}, names...)
+	}
+	if len(names) == 0 {
 		return nil
 	}
 	cat, from := addons.Builtin(), "the built-in catalog"
@@ -40,14 +45,18 @@ func (r *run) loadAddons(ctx context.Context, s *artifacts.Store) error {
 		}
 		from = f
 	}
-	r.addons = nil
-	for _, name := range r.c.Spec.Addons {
+	r.addons, r.calico = nil, nil
+	for _, name := range names {
+		field := "spec.addons"
+		if name == "calico" {
+			field = "spec.network.cni"
+		}
 		a, err := cat.Get(name)
 		if err != nil {
-			return fmt.Errorf("spec.addons: %s is not in %s", name, from)
+			return fmt.Errorf("%s: %s is not in %s", field, name, from)
 		}
 		if !a.Pinned() {
-			return fmt.Errorf("spec.addons: %s %s is not pinned in %s (no sha256), so it is not applied: set spec.artifacts.addonsCatalog to a catalog file with its sha256 (`kubectl hacluster addons list -o yaml` writes one; `kubectl hacluster addons fetch %s` prints the sha256 of what it downloads)", a.Name, a.Version, from, a.Name)
+			return fmt.Errorf("%s: %s %s is not pinned in %s (no sha256), so it is not applied: set spec.artifacts.addonsCatalog to a catalog file with its sha256 (`kubectl hacluster addons list -o yaml` writes one; `kubectl hacluster addons fetch %s` prints the sha256 of what it downloads)", field, a.Name, a.Version, from, a.Name)
 		}
 		a.Sources = slices.Clone(a.Sources)
 		for i := range a.Sources {
@@ -57,23 +66,66 @@ func (r *run) loadAddons(ctx context.Context, s *artifacts.Store) error {
 		if err != nil {
 			return err
 		}
+		if name == "calico" {
+			r.calico = &addonSet{addon: a, manifests: ms}
+			continue
+		}
 		r.addons = append(r.addons, addonSet{addon: a, manifests: ms})
 	}
 	return nil
+}
+
+// installCalico is the cni phase for cni: calico: the manifest fitted to
+// the cluster (its IP pool is the podSubnet) and applied without waiting,
+// as flannel's is: calico-node starts on each node as it joins, and the
+// addons phase waits until it is Ready everywhere.
+func (r *run) installCalico(ctx context.Context) error {
+	t0 := time.Now()
+	if r.calico == nil {
+		return fmt.Errorf("calico's manifest was not downloaded")
+	}
+	cl, err := r.addonsCluster(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := cl.Install(ctx, r.calico.addon, r.calico.manifests, addons.InstallOptions{Timeout: 5 * time.Minute, DefaultNamespace: "kube-system"})
+	if err != nil {
+		return fmt.Errorf("calico: %w", err)
+	}
+	changed := changedObjects(res)
+	detail := fmt.Sprintf("calico %s: %d objects, %d changed (IP pool %s)", r.calico.addon.Version, len(res.Objects), changed, r.c.Spec.Network.PodSubnet)
+	r.record(PhaseResult{Phase: "cni", Detail: detail, Changed: changed > 0, Duration: time.Since(t0)})
+	r.o.Logf("  %s (%s)", detail, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+func (r *run) addonsCluster(ctx context.Context) (*addons.Cluster, error) {
+	if _, err := r.kube(ctx); err != nil {
+		return nil, err
+	}
+	return addons.NewCluster(r.kubeConfig)
+}
+
+func changedObjects(res *addons.InstallResult) int {
+	n := 0
+	for _, o := range res.Objects {
+		if o.Action != "unchanged" {
+			n++
+		}
+	}
+	return n
 }
 
 // installAddons applies spec.addons through pkg/addons (server-side apply,
 // fitted to the cluster) in the file's order and waits until each is Ready:
 // its Deployments and DaemonSets, and an aggregated API it serves Available
 // (metrics-server's needs the serving certificates nodes-ready approved).
+// Calico as the CNI, applied in the cni phase, is waited for first.
 func (r *run) installAddons(ctx context.Context) error {
-	if len(r.addons) == 0 {
+	if len(r.addons) == 0 && r.calico == nil {
 		return nil
 	}
-	if _, err := r.kube(ctx); err != nil {
-		return err
-	}
-	cl, err := addons.NewCluster(r.kubeConfig)
+	cl, err := r.addonsCluster(ctx)
 	if err != nil {
 		return err
 	}
@@ -81,18 +133,22 @@ func (r *run) installAddons(ctx context.Context) error {
 	for _, s := range r.addons {
 		cat.Addons = append(cat.Addons, s.addon)
 	}
+	if r.calico != nil {
+		// Applied by the cni phase: here it must be Ready on every node.
+		t0 := time.Now()
+		cat.Addons = append(cat.Addons, r.calico.addon)
+		if _, err := waitAddonReady(ctx, cl, cat, "calico", 3*time.Minute); err != nil {
+			return err
+		}
+		r.record(PhaseResult{Phase: "addons", Detail: "calico " + r.calico.addon.Version + ": Ready", Duration: time.Since(t0)})
+	}
 	for _, s := range r.addons {
 		t0 := time.Now()
 		res, err := cl.Install(ctx, s.addon, s.manifests, addons.InstallOptions{Wait: true, Timeout: 5 * time.Minute, DefaultNamespace: "kube-system"})
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.addon.Name, err)
 		}
-		changed := 0
-		for _, o := range res.Objects {
-			if o.Action != "unchanged" {
-				changed++
-			}
-		}
+		changed := changedObjects(res)
 		st, err := waitAddonReady(ctx, cl, cat, s.addon.Name, 3*time.Minute)
 		if err != nil {
 			return err

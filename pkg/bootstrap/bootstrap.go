@@ -9,14 +9,17 @@
 //	download       the release files, once, on this machine, checksums verified (pkg/artifacts),
 //	               or an offline bundle verified and unpacked (pkg/bundle, bundle.go);
 //	               spec.addons' manifests, checked against their catalog's sha256 (addons.go)
-//	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
+//	prepare        swap off, br_netfilter + overlay, sysctls; starts installing
+//	               conntrack/socat/ebtables (+ LB packages on control planes)
 //	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors;
 //	               a bundle's images imported into containerd, else the node's first
 //	               images (sandbox, kube-proxy, flannel, static pods) pulled in the background
 //	kube-binaries  kubelet, kubeadm, kubectl and the kubelet's systemd unit
+//	packages       waits for the packages prepare started installing
 //	load-balancer  HAProxy + keepalived (the VIP) on the control planes
 //	init           kubeadm init on the first control plane, from a config file
-//	cni            flannel's release manifest with the pod subnet (the joining nodes get it as they come)
+//	cni            flannel's release manifest with the pod subnet, or calico through pkg/addons
+//	               (the joining nodes get it as they come)
 //	join-control-planes  kubeadm join --control-plane, one at a time
 //	join-workers   kubeadm join, in parallel
 //	nodes-ready    every node Ready, and the kubelets' serving certificates approved
@@ -31,7 +34,7 @@
 // it ends (journal.go), so an interrupted run leaves a record of what it did.
 // With Options.DryRun only connect, facts and preflight run, and then plan
 // (plan.go): what each phase would change, with file diffs; nothing is
-// written. Not built yet: calico as the CNI (pkg/addons installs it).
+// written.
 package bootstrap
 
 import (
@@ -139,8 +142,12 @@ type run struct {
 	files map[string]artifacts.Fetched // by artifact name
 	// layouts are the bundle's image layouts by architecture (Options.Bundle).
 	layouts map[string]artifacts.Fetched
-	// addons are spec.addons with their verified manifests (addons.go).
+	// installs are the package installs prepare started, by host.
+	installs map[string]*installing
+	// addons are spec.addons with their verified manifests, calico the CNI's
+	// when spec.network.cni is calico (addons.go).
 	addons []addonSet
+	calico *addonSet
 	// snaps are the hosts' copies of bootstrap's own files (files.go).
 	snaps map[string]*snapshot
 	res   Result
@@ -191,7 +198,7 @@ func DefaultStateDir(name string) string {
 const ClusterFilePointer = "cluster-file"
 
 // Phases are the phase names, in order (Options.Until takes one).
-var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "addons", "kubeconfig", "verify"}
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "packages", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "addons", "kubeconfig", "verify"}
 
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
@@ -212,6 +219,7 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 			r.fleet.Close()
 		}
 	}()
+	defer r.waitInstalls()
 	if r.o.DryRun {
 		// Read-only: no journal, no download, nothing written anywhere.
 		err := r.sequence(ctx,
@@ -236,6 +244,7 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"prepare", r.onEveryHost("prepare", r.prepare)},
 		step{"runtime", r.onEveryHost("runtime", r.runtime)},
 		step{"kube-binaries", r.onEveryHost("kube-binaries", r.kubeBinaries)},
+		step{"packages", r.onEveryHost("packages", r.packages)},
 		step{"load-balancer", r.loadBalancer},
 		step{"init", r.initFirst},
 		step{"cni", r.cni},

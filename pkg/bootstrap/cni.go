@@ -52,8 +52,7 @@ func (r *run) cni(ctx context.Context) error {
 		r.record(PhaseResult{Phase: "cni", Detail: "cni: none (install your own; nodes stay NotReady until then)"})
 		return nil
 	case "calico":
-		r.record(PhaseResult{Phase: "cni", Detail: "calico is not installed by bootstrap yet: run `kubectl hacluster addons install calico`"})
-		return nil
+		return r.installCalico(ctx)
 	}
 	f, ok := r.files["manifest/kube-flannel.yml"]
 	if !ok {

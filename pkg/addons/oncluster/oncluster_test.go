@@ -67,10 +67,10 @@ func TestBootstrapWithMetricsServer(t *testing.T) {
 		}
 		return f
 	}
-	load := func(catalog string) *inventory.Cluster {
+	load := func(catalog string, extra ...string) *inventory.Cluster {
 		t.Helper()
 		file := filepath.Join(work, "cluster.yaml")
-		src := nodebed.WithAddons(bed.ClusterFile("ao", nodebed.SudoUser), catalog, "metrics-server")
+		src := nodebed.WithAddons(bed.ClusterFile("ao", nodebed.SudoUser), catalog, "metrics-server") + strings.Join(extra, "")
 		if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -83,11 +83,12 @@ func TestBootstrapWithMetricsServer(t *testing.T) {
 	opts := bootstrap.Options{Artifacts: &artifacts.Store{Dir: filepath.Join(work, "cache")}, StateDir: filepath.Join(work, "state"), Logf: t.Logf}
 
 	// Refusals: nothing past download runs.
-	for _, tc := range []struct{ name, pin, want string }{
-		{"unpinned", "", "metrics-server " + version + " is not pinned"},
-		{"wrong pin", strings.Repeat("0", 64), "checksum mismatch"},
+	for _, tc := range []struct{ name, pin, extra, want string }{
+		{"unpinned", "", "", "spec.addons: metrics-server " + version + " is not pinned"},
+		{"wrong pin", strings.Repeat("0", 64), "", "checksum mismatch"},
+		{"calico not in the catalog", "served", "  network: {cni: calico}\n", "spec.network.cni: calico is not in"},
 	} {
-		res, err := bootstrap.Run(ctx, load(writeCatalog(tc.pin)), opts)
+		res, err := bootstrap.Run(ctx, load(writeCatalog(tc.pin), tc.extra), opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("%s: bootstrap error %v, want one line with %q", tc.name, err, tc.want)
 		}
