@@ -30,6 +30,9 @@ func wantsServingCerts(c *inventory.Cluster) bool {
 // so that an unpinned or changed manifest stops the run before any host
 // changes.
 func (r *run) loadAddons(ctx context.Context, s *artifacts.Store) error {
+	if r.joining != nil {
+		return nil // a join adds nodes; the add-ons are the cluster's, from bootstrap
+	}
 	names := r.c.Spec.Addons
 	if r.c.Spec.Network.CNI == "calico" {
 		names = append([]string{"calico"}, names...)

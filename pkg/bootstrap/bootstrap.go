@@ -9,13 +9,11 @@
 //	download       the release files, once, on this machine, checksums verified (pkg/artifacts),
 //	               or an offline bundle verified and unpacked (pkg/bundle, bundle.go);
 //	               spec.addons' manifests, checked against their catalog's sha256 (addons.go)
-//	prepare        swap off, br_netfilter + overlay, sysctls; starts installing
-//	               conntrack/socat/ebtables (+ LB packages on control planes)
+//	prepare        swap off, br_netfilter + overlay, sysctls, conntrack/socat/ebtables (+ LB packages on control planes)
 //	runtime        containerd, runc, CNI plugins, crictl; containerd's config and registry mirrors;
 //	               a bundle's images imported into containerd, else the node's first
 //	               images (sandbox, kube-proxy, flannel, static pods) pulled in the background
 //	kube-binaries  kubelet, kubeadm, kubectl and the kubelet's systemd unit
-//	packages       waits for the packages prepare started installing
 //	load-balancer  HAProxy + keepalived (the VIP) on the control planes
 //	init           kubeadm init on the first control plane, from a config file
 //	cni            flannel's release manifest with the pod subnet, or calico through pkg/addons
@@ -142,8 +140,6 @@ type run struct {
 	files map[string]artifacts.Fetched // by artifact name
 	// layouts are the bundle's image layouts by architecture (Options.Bundle).
 	layouts map[string]artifacts.Fetched
-	// installs are the package installs prepare started, by host.
-	installs map[string]*installing
 	// addons are spec.addons with their verified manifests, calico the CNI's
 	// when spec.network.cni is calico (addons.go).
 	addons []addonSet
@@ -198,7 +194,7 @@ func DefaultStateDir(name string) string {
 const ClusterFilePointer = "cluster-file"
 
 // Phases are the phase names, in order (Options.Until takes one).
-var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "packages", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "addons", "kubeconfig", "verify"}
+var Phases = []string{"connect", "facts", "preflight", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "init", "cni", "join-control-planes", "join-workers", "nodes-ready", "coredns", "addons", "kubeconfig", "verify"}
 
 // Run executes the phases in order and stops at the first that fails.
 func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) {
@@ -219,7 +215,6 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 			r.fleet.Close()
 		}
 	}()
-	defer r.waitInstalls()
 	if r.o.DryRun {
 		// Read-only: no journal, no download, nothing written anywhere.
 		err := r.sequence(ctx,
@@ -244,7 +239,6 @@ func Run(ctx context.Context, c *inventory.Cluster, o Options) (*Result, error) 
 		step{"prepare", r.onEveryHost("prepare", r.prepare)},
 		step{"runtime", r.onEveryHost("runtime", r.runtime)},
 		step{"kube-binaries", r.onEveryHost("kube-binaries", r.kubeBinaries)},
-		step{"packages", r.onEveryHost("packages", r.packages)},
 		step{"load-balancer", r.loadBalancer},
 		step{"init", r.initFirst},
 		step{"cni", r.cni},

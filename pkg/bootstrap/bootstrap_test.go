@@ -136,7 +136,7 @@ func TestPrepareRuntimeAndBinaries(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cache, "state", "journal.jsonl")); err == nil {
 		t.Error("the dry run wrote a journal")
 	}
-	first := bootstrapRun(t, c, "packages")
+	first := bootstrapRun(t, c, "kube-binaries")
 	if !first.Changed() {
 		t.Fatal("the first run changed nothing on bare hosts")
 	}
@@ -177,7 +177,7 @@ cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml`)
 	}
 
 	t0 := time.Now()
-	second := bootstrapRun(t, c, "packages")
+	second := bootstrapRun(t, c, "kube-binaries")
 	took := time.Since(t0)
 	if second.Changed() {
 		t.Errorf("a re-run changed something: %+v", second.Phases)

@@ -58,7 +58,7 @@ type JoinOptions struct {
 }
 
 // JoinPhases are Join's phase names, in order (Options.Until takes one).
-var JoinPhases = []string{"connect", "facts", "preflight", "members", "inventory", "replace", "download", "prepare", "runtime", "kube-binaries", "packages", "load-balancer", "join-control-planes", "join-workers", "nodes-ready", "coredns", "verify"}
+var JoinPhases = []string{"connect", "facts", "preflight", "members", "inventory", "replace", "download", "prepare", "runtime", "kube-binaries", "load-balancer", "join-control-planes", "join-workers", "nodes-ready", "coredns", "verify"}
 
 // Join joins o.Hosts to the cluster c describes.
 func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, error) {
@@ -92,7 +92,6 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 			r.fleet.Close()
 		}
 	}()
-	defer r.waitInstalls()
 	var stale []staleState
 	checkMembers := func(ctx context.Context) (err error) {
 		stale, err = r.checkStale(ctx, o.Replace || r.o.DryRun)
@@ -126,7 +125,6 @@ func Join(ctx context.Context, c *inventory.Cluster, o JoinOptions) (*Result, er
 		step{"prepare", r.onHosts("prepare", r.joining, r.prepare)},
 		step{"runtime", r.onHosts("runtime", r.joining, r.runtime)},
 		step{"kube-binaries", r.onHosts("kube-binaries", r.joining, r.kubeBinaries)},
-		step{"packages", r.onHosts("packages", r.joining, r.packages)},
 		step{"load-balancer", r.joinLoadBalancer},
 		step{"join-control-planes", r.joinNewControlPlanes},
 		step{"join-workers", r.joinNewWorkers},

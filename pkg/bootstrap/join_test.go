@@ -25,8 +25,8 @@ import (
 
 // joinCLI runs `kubectl hacluster join args... -f file -o json` while
 // watching every process's argv on hosts; it returns the result, stderr,
-// the error, and the command lines that held a secret.
-func joinCLI(t *testing.T, file string, hosts []*nodebed.Host, args ...string) (*bootstrap.Result, string, error, []string) {
+// the command lines that held a secret, and the error.
+func joinCLI(t *testing.T, file string, hosts []*nodebed.Host, args ...string) (*bootstrap.Result, string, []string, error) {
 	t.Helper()
 	stop := watchArgv(t, hosts)
 	cmd := exec.Command(haclusterBin(t), append(append([]string{"join"}, args...), "-f", file, "--cache-dir", cache, "--state-dir", filepath.Join(cache, "state"), "-o", "json")...)
@@ -42,7 +42,7 @@ func joinCLI(t *testing.T, file string, hosts []*nodebed.Host, args ...string) (
 			t.Fatalf("join -o json: %v\n%s", jerr, out)
 		}
 	}
-	return &res, stderr.String(), err, leaks
+	return &res, stderr.String(), leaks, err
 }
 
 // A bootstrap token (id.secret) or a certificate key flag.
@@ -129,20 +129,20 @@ func TestJoinWorker(t *testing.T) {
 	// Refusals change nothing: a clone of worker-1 (its product_uuid), and
 	// a new host under the name of worker-1, a Node in use.
 	clone := bed.Host("clone")
-	if _, stderr, err, _ := joinCLI(t, file, nil, "clone="+clone.Address.String()); err == nil || !strings.Contains(stderr, "DuplicateProductUUID") {
+	if _, stderr, _, err := joinCLI(t, file, nil, "clone="+clone.Address.String()); err == nil || !strings.Contains(stderr, "DuplicateProductUUID") {
 		t.Errorf("a clone of worker-1 joined, or the refusal does not say why: %v", err)
 	}
-	if _, stderr, err, _ := joinCLI(t, file, nil, "worker-1="+w.Address.String()); err == nil || !strings.Contains(stderr, "Node worker-1 already exists") {
+	if _, stderr, _, err := joinCLI(t, file, nil, "worker-1="+w.Address.String()); err == nil || !strings.Contains(stderr, "Node worker-1 already exists") {
 		t.Errorf("want a refusal for the Node worker-1 in use: %v", err)
 	}
 	// --dry-run: the plan for the new host, the stale Node named; nothing
 	// written (the checks below cover the file and the hosts).
-	res, _, err, _ := joinCLI(t, file, nil, "worker-2="+w.Address.String(), "--dry-run")
+	res, _, _, err := joinCLI(t, file, nil, "worker-2="+w.Address.String(), "--dry-run")
 	if err != nil || len(res.Plan) != 1 || res.Plan[0].Host != "worker-2" || !hasAction(res.Plan[0], "join-workers", "kubeadm join (worker)") ||
 		!slices.ContainsFunc(res.Plan[0].Files, func(f bootstrap.FileDiff) bool { return f.Path == "/etc/containerd/config.toml" && f.New }) {
 		t.Errorf("join --dry-run of worker-2: %v, plan %+v", err, res.Plan)
 	}
-	if res, _, err, _ := joinCLI(t, file, nil, "worker-1="+w.Address.String(), "--dry-run"); err != nil || len(res.Plan) != 1 ||
+	if res, _, _, err := joinCLI(t, file, nil, "worker-1="+w.Address.String(), "--dry-run"); err != nil || len(res.Plan) != 1 ||
 		!hasAction(res.Plan[0], "replace", "REFUSED without --replace: Node worker-1 already exists") || len(res.Warnings) != 1 {
 		t.Errorf("join --dry-run under worker-1's name: %v, plan %+v, warnings %q", err, res.Plan, res.Warnings)
 	}
@@ -154,7 +154,7 @@ func TestJoinWorker(t *testing.T) {
 			t.Errorf("a refused join or a dry run changed %s: %s", h.Name, out)
 		}
 	}
-	res, stderr, err, leaks := joinCLI(t, file, []*nodebed.Host{w, bed.Host("cp-1")}, "worker-2="+w.Address.String())
+	res, stderr, leaks, err := joinCLI(t, file, []*nodebed.Host{w, bed.Host("cp-1")}, "worker-2="+w.Address.String())
 	if err != nil {
 		t.Fatalf("join: %v", err)
 	}
@@ -194,7 +194,7 @@ func TestJoinWorker(t *testing.T) {
 		t.Errorf("backups: %v", m)
 	}
 	// A second join of the same host changes nothing.
-	again, _, err, _ := joinCLI(t, file, nil, "worker-2")
+	again, _, _, err := joinCLI(t, file, nil, "worker-2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestJoinControlPlaneReplace(t *testing.T) {
 	}
 	// A join goes on without a dead host it does not need (worker-2 is a
 	// node already: nothing to change), and says so.
-	if res, _, err, _ := joinCLI(t, file, nil, "worker-2"); err != nil || res.Changed() ||
+	if res, _, _, err := joinCLI(t, file, nil, "worker-2"); err != nil || res.Changed() ||
 		!slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, "not answering SSH: cp-3") }) {
 		t.Errorf("join worker-2 with cp-3 dead: %v, changed %v, warnings %q", err, res.Changed(), res.Warnings)
 	}
@@ -265,7 +265,7 @@ func TestJoinControlPlaneReplace(t *testing.T) {
 	if !stale || !strings.Contains(strings.Join(rep.Reasons, " "), "member remove") {
 		t.Errorf("inspect after kubectl delete node cp-3: no stale member cp-3 with its remove command: %+v %q", rep.Etcd.MemberList, rep.Reasons)
 	}
-	_, stderr, err, _ := joinCLI(t, file, nil, "cp-3="+nu.Address.String(), "--control-plane")
+	_, stderr, _, err := joinCLI(t, file, nil, "cp-3="+nu.Address.String(), "--control-plane")
 	if err == nil || !strings.Contains(stderr, "etcd member cp-3") || !strings.Contains(stderr, "--replace") {
 		t.Fatalf("want a refusal naming the stale etcd member: %v", err)
 	}
@@ -275,7 +275,7 @@ func TestJoinControlPlaneReplace(t *testing.T) {
 	if out, _ := nu.Exec(ctx, "sh", "-c", "ls /etc/containerd /usr/bin/kubelet 2>/dev/null; true"); strings.TrimSpace(out) != "" {
 		t.Errorf("the refused join changed %s: %s", nu.Name, out)
 	}
-	res, _, err, leaks := joinCLI(t, file, []*nodebed.Host{nu, cp1}, "cp-3="+nu.Address.String(), "--control-plane", "--replace")
+	res, _, leaks, err := joinCLI(t, file, []*nodebed.Host{nu, cp1}, "cp-3="+nu.Address.String(), "--control-plane", "--replace")
 	if err != nil {
 		t.Fatalf("join --replace: %v", err)
 	}

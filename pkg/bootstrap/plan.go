@@ -112,7 +112,7 @@ func (r *run) planHost(ctx context.Context, h inventory.Host, c *remote.Conn, f 
 		act("prepare", "setenforce 0 and SELINUX=permissive")
 	}
 	if pkgs := missingPackages(r.c, h, f); len(pkgs) > 0 {
-		act("packages", "%s install %s", f.PackageManager, strings.Join(pkgs, " "))
+		act("prepare", "%s install %s", f.PackageManager, strings.Join(pkgs, " "))
 	}
 	files := []struct{ phase, path, data string }{
 		{"prepare", facts.ClusterMarker, r.c.Metadata.Name + "\n"},

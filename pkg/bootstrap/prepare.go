@@ -21,8 +21,7 @@ const (
 
 // prepare: swap off (now and in /etc/fstab), overlay + br_netfilter loaded
 // and persisted, the sysctls set and persisted, SELinux permissive, and the
-// packages kubeadm and the load balancer need from the host's package
-// manager, started in the background (see packages).
+// packages kubeadm and the load balancer need from the host's package manager.
 func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *facts.Facts) (bool, string, error) {
 	var did []string
 	// First, the mark that this host is being built for this cluster:
@@ -70,70 +69,17 @@ func (r *run) prepare(ctx context.Context, h inventory.Host, c *remote.Conn, f *
 		}
 		did = append(did, "SELinux permissive")
 	}
-	if pkgs := missingPackages(r.c, h, f); len(pkgs) > 0 {
-		// The package manager is the slow part (its index, the mirror):
-		// it runs while runtime and kube-binaries upload, and the packages
-		// phase waits for it.
-		r.startInstall(ctx, h, c, f.PackageManager, pkgs)
-		did = append(did, "installing "+strings.Join(pkgs, " ")+" in the background")
+	pkgs := missingPackages(r.c, h, f)
+	if len(pkgs) > 0 {
+		if err := install(ctx, c, f.PackageManager, pkgs); err != nil {
+			return false, "", err
+		}
+		did = append(did, "installed "+strings.Join(pkgs, " "))
 	}
 	if len(did) == 0 {
 		return false, "swap, modules, sysctls and packages already right", nil
 	}
 	return true, strings.Join(did, ", "), nil
-}
-
-// install is one host's package installation that prepare started.
-type installing struct {
-	pkgs []string
-	done chan struct{}
-	err  error
-}
-
-// startInstall runs the package manager on h in the background.
-func (r *run) startInstall(ctx context.Context, h inventory.Host, c *remote.Conn, pm string, pkgs []string) {
-	in := &installing{pkgs: pkgs, done: make(chan struct{})}
-	r.mu.Lock()
-	if r.installs == nil {
-		r.installs = map[string]*installing{}
-	}
-	r.installs[h.Name] = in
-	r.mu.Unlock()
-	go func() {
-		defer close(in.done)
-		in.err = install(ctx, c, pm, pkgs)
-	}()
-}
-
-// packages is the phase that waits for the installs prepare started.
-func (r *run) packages(ctx context.Context, h inventory.Host, _ *remote.Conn, _ *facts.Facts) (bool, string, error) {
-	r.mu.Lock()
-	in := r.installs[h.Name]
-	delete(r.installs, h.Name)
-	r.mu.Unlock()
-	if in == nil {
-		return false, "already installed", nil
-	}
-	select {
-	case <-in.done:
-	case <-ctx.Done():
-		return false, "", ctx.Err()
-	}
-	if in.err != nil {
-		return false, "", fmt.Errorf("install %s: %w", strings.Join(in.pkgs, " "), in.err)
-	}
-	return true, "installed " + strings.Join(in.pkgs, " "), nil
-}
-
-// waitInstalls waits for installs no packages phase waited for (a run that
-// stopped or failed before it), so that no package manager is left running
-// on a host when Run returns.
-func (r *run) waitInstalls() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, in := range r.installs {
-		<-in.done
-	}
 }
 
 // missingPackages are the packages whose commands the host lacks: what the

@@ -414,14 +414,14 @@ func (d *drill) waitHealthy(ctx context.Context, undoAt time.Time) error {
 			}
 			if len(stale) > 0 {
 				slices.Sort(stale)
-				err = fmt.Errorf("Healthy, but the kubelet Lease of %s is not renewed since the undo yet", strings.Join(stale, ", "))
+				err = fmt.Errorf("inspect says Healthy, but the kubelet Lease of %s is not renewed since the undo yet", strings.Join(stale, ", "))
 			}
 		}
 		if err == nil && rep.Verdict == inspect.Healthy && !healthyOnce {
 			// Once more: a restarted static pod can still turn not Ready
 			// right after its first Ready.
 			healthyOnce = true
-			err = errors.New("Healthy once; checking again")
+			err = errors.New("inspect said Healthy once; checking again")
 		} else if err != nil || rep.Verdict != inspect.Healthy {
 			healthyOnce = false
 		}

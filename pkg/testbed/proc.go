@@ -25,11 +25,8 @@ type proc struct {
 	waitErr error
 }
 
-func startProc(dir, name, bin string, args ...string) (*proc, error) {
-	return startProcEnv(dir, name, bin, nil, args...)
-}
-
-// startProcEnv is startProc with extra environment variables (they win).
+// startProcEnv starts bin as name, its log and pid files in dir, with extra
+// environment variables (they win over this process's).
 func startProcEnv(dir, name, bin string, extraEnv []string, args ...string) (*proc, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

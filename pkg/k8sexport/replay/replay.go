@@ -171,10 +171,10 @@ func (o *Objects) start(t testing.TB, env *dockertest.Env, w *Workload, netName,
 		for _, sp := range svc.Spec.Ports {
 			target, err := containerPort(c, sp.TargetPort, sp.Port)
 			if err != nil {
-				return nil, fmt.Errorf("Service %s: %w", svc.Name, err)
+				return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 			}
 			if target != sp.Port {
-				return nil, fmt.Errorf("Service %s: port %d targets %d: replay cannot remap ports", svc.Name, sp.Port, target)
+				return nil, fmt.Errorf("service %s: port %d targets %d: replay cannot remap ports", svc.Name, sp.Port, target)
 			}
 		}
 		p.Aliases = append(p.Aliases, svc.Name)
