@@ -292,3 +292,15 @@ func (s *Server) Close() error {
 	})
 	return err
 }
+
+// ClusterImages are the images every cluster's nodes pull: kubeadm's and
+// flannel's, without the add-ons' (metrics-server), which a bundle leaves out.
+func (s *Server) ClusterImages() []Image {
+	var out []Image
+	for _, im := range s.Images {
+		if !strings.HasPrefix(im.Ref, "registry.k8s.io/metrics-server/") {
+			out = append(out, im)
+		}
+	}
+	return out
+}

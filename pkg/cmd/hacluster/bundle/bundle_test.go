@@ -180,7 +180,7 @@ func TestReadmeExamples(t *testing.T) {
 	// inspect and verify for scripts.
 	out, _, err := run("inspect", "k8s-v1.37.2.tar", "-o", "json")
 	var c core.Contents
-	if err != nil || json.Unmarshal([]byte(out), &c) != nil || len(c.Manifest.Images) != len(up.Images) {
+	if err != nil || json.Unmarshal([]byte(out), &c) != nil || len(c.Manifest.Images) != len(up.ClusterImages()) {
 		t.Errorf("inspect -o json: %v\n%s", err, out)
 	}
 	out, _, err = run("verify", "k8s-v1.37.2.tar", "-o", "yaml")
