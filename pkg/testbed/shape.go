@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/util/retry"
 )
 
 // Values of the HA shape, as kubeadm would set them.
@@ -350,8 +351,20 @@ func (a *applier) nodesAndLeases(ctx context.Context) error {
 		if a.synthetic(n) {
 			// The status is part of a Node create (the kubelet registers this way),
 			// but write it again in case a defaulting step dropped it.
-			created.Status = node.Status
-			if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			// The node controller may write the Node in between: on a
+			// conflict, read it again and write the status over it.
+			cur := created
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur.Status = node.Status
+				_, err := cs.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+				if apierrors.IsConflict(err) {
+					if got, gerr := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{}); gerr == nil {
+						cur = got
+					}
+				}
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("node %s status: %w", n.Name, err)
 			}
 			if n.Ready {
