@@ -53,8 +53,9 @@ func Enabled(ctx context.Context, cs kubernetes.Interface) (bool, error) {
 
 // Approve approves the kubelet-serving certificate requests of nodes, once
 // each is what the kubelet of that node may ask for (see Check), and waits
-// until every node's kubelet has a certificate
-// issued. A request that asks for more is left pending and named. It
+// until issued says that every node's kubelet has its certificate (the
+// requests are no proof: kube-controller-manager deletes issued ones after
+// an hour). A request that asks for more is left pending and named. It
 // returns how many requests it approved.
 func Approve(ctx context.Context, cs kubernetes.Interface, nodes []Node, issued func(context.Context, Node) (bool, error), timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
